@@ -1,0 +1,66 @@
+"""The ``mlperf-bert`` command line.
+
+Every subcommand lives in its own module under ``mlperf_bert.commands`` and exposes
+``register(subparsers) -> None``; the parser it adds sets ``func(args) -> int``. Modules are imported
+here by name, so a subcommand's heavy imports (torch, onnxruntime, tensorflow) happen only inside its
+``func``. Any ``HarnessError`` becomes one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from mlperf_bert import __version__
+from mlperf_bert.errors import HarnessError
+
+#: Subcommand modules, in the order ``--help`` lists them.
+COMMANDS = (
+    "run",
+    "accuracy",
+    "prepare",
+    "export_onnx",
+    "download",
+    "models",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every available subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="mlperf-bert",
+        description="MLPerf Inference BERT (SQuAD v1.1) through the MLPerf LoadGen.",
+    )
+    parser.add_argument("--version", action="version", version=f"mlperf-bert {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"mlperf_bert.commands.{name}")
+        except ModuleNotFoundError as exc:  # a command under construction must not break the others
+            if exc.name == f"mlperf_bert.commands.{name}":
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns the process exit code (0 ok, 1 failed check, 2 error)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except HarnessError as exc:
+        print(f"mlperf-bert {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"mlperf-bert {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
