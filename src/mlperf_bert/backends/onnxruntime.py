@@ -1,0 +1,146 @@
+"""ONNX Runtime backend for BERT QA ONNX files (official fp32 and int8 conventions, REFERENCE.md §7).
+
+Input names are read from the model:
+- official fp32 (``model.onnx``): ``input_ids``, ``input_mask``, ``segment_ids``;
+- official int8 (``bert_large_v1_1_fake_quant.onnx``): ``input_ids``, ``attention_mask``, ``token_type_ids``;
+int32 or int64 each. Outputs: one ``[B, L, 2]`` tensor, or two ``[B, L]`` tensors (start, end) identified by
+name (``start``/``end`` in the name) or else by session order, start first (the int8 file's convention).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from mlperf_bert.backends.registry import BackendConfig
+from mlperf_bert.errors import BackendFailure, BackendUnavailable, ConfigError, ModelError
+
+#: Accepted input-name conventions: ours (ids, mask, segments) -> the model's names.
+INPUT_CONVENTIONS = (
+    ("input_ids", "input_mask", "segment_ids"),  # official fp32 ONNX / TF graph
+    ("input_ids", "attention_mask", "token_type_ids"),  # official int8 ONNX / Hugging Face
+)
+_ORT_INT_TYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
+
+
+def physical_cores() -> int:
+    """Physical CPU cores available to this process (SMT siblings counted once), at least 1."""
+    try:
+        cpus = os.sched_getaffinity(0)
+    except AttributeError:  # pragma: no cover - non-Linux
+        return os.cpu_count() or 1
+    seen = set()
+    for cpu in cpus:
+        try:
+            with open(f"/sys/devices/system/cpu/cpu{cpu}/topology/thread_siblings_list") as fh:
+                seen.add(fh.read().strip())
+        except OSError:
+            seen.add(str(cpu))
+    return max(1, len(seen))
+
+
+class OnnxRuntimeBackend:
+    """One ``InferenceSession``; ``predict`` casts the int arrays to the model's dtypes.
+
+    Args:
+        model_path: an ``.onnx`` file.
+        device: ``cpu``, ``cuda`` or ``auto`` (CUDA when the CUDA execution provider is installed).
+        threads: intra-op threads (default: physical cores).
+        options: ``graph_optimization`` = ``all`` (default) | ``extended`` | ``basic`` | ``disable``.
+
+    Raises:
+        ModelError: missing/truncated file, or inputs/outputs that match no known convention.
+        BackendUnavailable: onnxruntime is not installed.
+    """
+
+    name = "onnxruntime"
+
+    def __init__(self, model_path: Path, device: str = "auto", threads: int | None = None,
+                 graph_optimization: str = "all") -> None:
+        try:
+            import onnxruntime as ort
+        except ModuleNotFoundError as exc:
+            raise BackendUnavailable("onnxruntime is not installed; pip install 'mlperf-bert[onnxruntime]'") from exc
+        model_path = Path(model_path)
+        if not model_path.is_file():
+            raise ModelError(f"ONNX model not found: {model_path}")
+        levels = {"all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+                  "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+                  "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+                  "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL}
+        if graph_optimization not in levels:
+            raise ConfigError(f"graph_optimization must be one of {', '.join(levels)}, got {graph_optimization!r}")
+        so = ort.SessionOptions()
+        so.graph_optimization_level = levels[graph_optimization]
+        so.intra_op_num_threads = int(threads or physical_cores())
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        available = ort.get_available_providers()
+        if device == "cuda" and "CUDAExecutionProvider" not in available:
+            raise ConfigError("device cuda requested but onnxruntime has no CUDAExecutionProvider "
+                              "(install onnxruntime-gpu)")
+        use_cuda = device in ("cuda", "auto") and "CUDAExecutionProvider" in available
+        providers = (["CUDAExecutionProvider"] if use_cuda else []) + ["CPUExecutionProvider"]
+        try:
+            self.session = ort.InferenceSession(str(model_path), so, providers=providers)
+        except Exception as exc:  # noqa: BLE001 - ORT raises several types for bad files
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"onnxruntime cannot load {model_path} (truncated or not an ONNX model?): {first}") from exc
+        self.model_path = model_path
+        inputs = self.session.get_inputs()
+        names = {i.name: i for i in inputs}
+        for convention in INPUT_CONVENTIONS:
+            if set(convention) == set(names):
+                self.input_names = convention
+                break
+        else:
+            raise ModelError(
+                f"{model_path} has inputs {sorted(names)}; expected one of "
+                + " or ".join("/".join(c) for c in INPUT_CONVENTIONS))
+        self.input_dtypes = []
+        for n in self.input_names:
+            t = names[n].type
+            if t not in _ORT_INT_TYPES:
+                raise ModelError(f"{model_path} input {n!r} has type {t}; expected int32 or int64")
+            self.input_dtypes.append(_ORT_INT_TYPES[t])
+        outputs = self.session.get_outputs()
+        self.output_names = [o.name for o in outputs]
+        if len(outputs) == 1:
+            self._two_outputs = False
+        elif len(outputs) == 2:
+            self._two_outputs = True
+            lowered = [n.lower() for n in self.output_names]
+            if "end" in lowered[0] and "start" in lowered[1]:
+                self.output_names.reverse()
+        else:
+            raise ModelError(f"{model_path} has {len(outputs)} outputs {self.output_names}; expected logits "
+                             "[B, L, 2] or start and end logits [B, L]")
+        self.providers = self.session.get_providers()
+
+    @classmethod
+    def from_config(cls, config: BackendConfig) -> "OnnxRuntimeBackend":
+        if config.model is None:
+            raise ConfigError("the onnxruntime backend needs --model (an .onnx file)")
+        opts = dict(config.options)
+        unknown = set(opts) - {"graph_optimization"}
+        if unknown:
+            raise ConfigError(f"unknown onnxruntime backend options: {', '.join(sorted(unknown))}")
+        return cls(config.model, device=config.device, threads=config.threads,
+                   graph_optimization=opts.get("graph_optimization", "all"))
+
+    def predict(self, input_ids: np.ndarray, input_mask: np.ndarray, segment_ids: np.ndarray) -> np.ndarray:
+        """int [B, L] x3 -> float32 [B, L, 2] (start, end)."""
+        feeds = {name: np.asarray(arr, dtype=dt) for name, arr, dt in
+                 zip(self.input_names, (input_ids, input_mask, segment_ids), self.input_dtypes)}
+        try:
+            outs = self.session.run(self.output_names, feeds)
+        except Exception as exc:  # noqa: BLE001
+            raise BackendFailure(f"onnxruntime failed on a batch of shape {input_ids.shape}: {exc}") from exc
+        if self._two_outputs:
+            return np.stack(outs, axis=-1).astype(np.float32, copy=False)  # (B, L, 2)
+        return np.ascontiguousarray(outs[0], dtype=np.float32)
+
+    def close(self) -> None:
+        self.session = None

@@ -1,0 +1,85 @@
+"""``mlperf-bert run``: one benchmark run through the MLPerf LoadGen (accuracy and/or performance)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mlperf_bert.commands.common import add_backend_args, add_data_args, data_paths, resolve_model
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run the benchmark through LoadGen (accuracy and/or performance)",
+                       description="Run MLPerf BERT through LoadGen. Default: accuracy mode on all 10,833 dev "
+                                   "features (F1/EM), then a performance run, with the ONNX Runtime backend "
+                                   "and the small SQuAD model from ../shared.")
+    add_data_args(p)
+    add_backend_args(p)
+    g = p.add_argument_group("LoadGen")
+    g.add_argument("--scenario", default="Offline", help="Offline | Server | SingleStream | MultiStream")
+    g.add_argument("--mode", default="both", choices=("accuracy", "performance", "both"),
+                   help="accuracy, performance, or both in that order (default: both)")
+    g.add_argument("--rules", default="current", choices=("current", "v1.0", "quick"),
+                   help="current: LoadGen's built-in mlperf.conf; v1.0: MLPerf v1.0 seeds and minimums; "
+                        "quick: short development run (default --duration 10 s), NOT valid for submission")
+    g.add_argument("--user-conf", type=Path, help="one user.conf (e.g. bert.Offline.target_qps = 120)")
+    g.add_argument("--duration", type=float, default=10.0, help="quick rules: minimum duration in s (default 10)")
+    g.add_argument("--target-qps", type=float,
+                   help="Offline expected / Server target samples/s (default: measured by a short probe)")
+    g.add_argument("--expected-latency-ms", type=float,
+                   help="SingleStream/MultiStream expected latency (default: measured by a short probe)")
+    g.add_argument("--min-duration", type=float, help="override: minimum duration, s")
+    g.add_argument("--max-duration", type=float, help="override: maximum duration, s")
+    g.add_argument("--min-query-count", type=int, help="override: minimum query count")
+    g.add_argument("--performance-sample-count", type=int, help="override (default 10,833 from mlperf.conf)")
+    g.add_argument("--no-probe", action="store_true", help="do not probe the backend to size the run")
+    b = p.add_argument_group("batching")
+    b.add_argument("--batch-size", type=int, default=32, help="most samples per batch (default 32)")
+    b.add_argument("--token-budget", type=int, default=8192,
+                   help="most tokens per batch = batch x padded length (default 8192; 0 = no limit)")
+    b.add_argument("--no-sort", action="store_true", help="Offline: keep issue order instead of sorting by length")
+    b.add_argument("--pad-to-multiple", type=int, default=1, help="pad batches to a multiple of N tokens")
+    b.add_argument("--server-max-wait-ms", type=float, default=5.0,
+                   help="Server: longest a sample waits for a batch to fill (ms, default 5)")
+    b.add_argument("--workers", type=int, default=1, help="SUT worker threads (Offline/Server, default 1)")
+    b.add_argument("--response-rows", default="trimmed", choices=("trimmed", "full"),
+                   help="trimmed: each response holds its real-length rows (the scorer pads); full: 384 rows")
+    o = p.add_argument_group("output")
+    o.add_argument("--output-dir", type=Path, default=Path("runs"), help="parent of run folders (default ./runs)")
+    o.add_argument("--run-name", help="run folder name (default: <utc time>-<backend>-<scenario>)")
+    o.add_argument("--max-examples", type=int, help="only the first N questions (development)")
+    o.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    from mlperf_bert.backends.registry import BackendConfig, BackendRegistry
+    from mlperf_bert.logs.settings import LoadGenConfig
+    from mlperf_bert.report.terminal import print_run_summary
+    from mlperf_bert.runner import RunConfig, run_benchmark
+    from mlperf_bert.sut.batcher import BatcherConfig
+    from mlperf_bert.sut.sut import SUTConfig, check_scenario
+
+    scenario = check_scenario(args.scenario)
+    registry = BackendRegistry()
+    registry.spec(args.backend)  # unknown backend -> one line before any work
+    paths = data_paths(args)
+    options = {"precision": args.precision} if args.precision else {}
+    backend = BackendConfig(name=args.backend, model=resolve_model(args, paths.cache_dir), device=args.device,
+                            threads=args.threads, options=options)
+    batcher = BatcherConfig(max_batch_size=args.batch_size, token_budget=args.token_budget or None,
+                            sort_by_length=not args.no_sort, pad_to_multiple=args.pad_to_multiple,
+                            server_max_wait_ms=args.server_max_wait_ms)
+    sut = SUTConfig(scenario=scenario, batcher=batcher, workers=args.workers, response_rows=args.response_rows)
+    lgc = LoadGenConfig(scenario=scenario, rules=args.rules, user_conf=args.user_conf,
+                        expected_qps=args.target_qps, expected_latency_ms=args.expected_latency_ms,
+                        quick_duration_s=args.duration, min_duration_s=args.min_duration,
+                        max_duration_s=args.max_duration, min_query_count=args.min_query_count,
+                        performance_sample_count=args.performance_sample_count)
+    modes = ("accuracy", "performance") if args.mode == "both" else (args.mode,)
+    cfg = RunConfig(data=paths, backend=backend, sut=sut, loadgen=lgc, modes=modes, output_dir=args.output_dir,
+                    run_name=args.run_name, max_examples=args.max_examples, probe=not args.no_probe)
+    result = run_benchmark(cfg, registry=registry, progress=not args.no_progress,
+                           on_event=lambda m: print(f"mlperf-bert: {m}", flush=True))
+    print_run_summary(result, cfg)
+    return 0

@@ -1,0 +1,145 @@
+"""PyTorch BERT QA -> ONNX with the official fp32 file's names (REFERENCE.md §7).
+
+Inputs ``input_ids``, ``input_mask``, ``segment_ids`` (int64 [batch, seq]); outputs ``output_start_logits``,
+``output_end_logits`` (float32 [batch, seq]); batch and sequence axes dynamic. After export the file is run
+in ONNX Runtime against PyTorch on a probe batch and rejected if they differ by more than ``parity_atol``.
+The file is written to a temporary name and renamed into place, so a failed export leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from mlperf_bert.errors import ModelError
+
+INPUT_NAMES = ("input_ids", "input_mask", "segment_ids")
+OUTPUT_NAMES = ("output_start_logits", "output_end_logits")
+#: Opset of the export (the official file uses 11; >= 14 gives ORT's fused attention patterns).
+DEFAULT_OPSET = 17
+
+
+def _probe_batch(vocab_size: int, batch: int = 2, seq: int = 64, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(1000, vocab_size, size=(batch, seq), dtype=np.int64)
+    ids[:, 0] = 101
+    mask = np.ones((batch, seq), dtype=np.int64)
+    mask[-1, seq // 2:] = 0  # a padded row, so the mask path is exercised
+    seg = np.zeros((batch, seq), dtype=np.int64)
+    seg[:, seq // 4:] = 1
+    return ids, mask, seg
+
+
+def export_onnx(model_path: Path, out_path: Path, opset: int = DEFAULT_OPSET, parity_atol: float = 1e-4) -> dict:
+    """Export a PyTorch BERT QA model (HF dir or model.pytorch + bert_config.json) to ONNX.
+
+    Args:
+        model_path: what the pytorch backend loads (see ``backends.pytorch.build_model``).
+        out_path: the .onnx file to write (parent folders are created).
+        opset: ONNX opset (>= 11).
+        parity_atol: largest allowed |ORT - PyTorch| logit difference on the probe batch.
+
+    Returns:
+        A manifest dict (source, opset, names, parity max abs diff), also written as ``<out>.json``.
+
+    Raises:
+        ModelError: the model cannot be loaded, or ORT and PyTorch disagree beyond ``parity_atol``.
+    """
+    import torch
+
+    from mlperf_bert.backends.pytorch import build_model
+
+    if opset < 11:
+        raise ModelError(f"opset {opset} is too old; use >= 11")
+    model = build_model(Path(model_path), attn_implementation="eager")
+
+    class _QA(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, input_mask, segment_ids):
+            out = self.inner(input_ids=input_ids, attention_mask=input_mask, token_type_ids=segment_ids)
+            return out.start_logits, out.end_logits
+
+    wrapper = _QA(model).eval()
+    ids, mask, seg = _probe_batch(model.config.vocab_size)
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=out_path.name + ".", suffix=".tmp", dir=out_path.parent)
+    os.close(fd)
+    try:
+        dyn = {n: {0: "batch", 1: "seq"} for n in INPUT_NAMES + OUTPUT_NAMES}
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer chatter; correctness is checked below
+            torch.onnx.export(
+                wrapper,
+                (torch.from_numpy(ids), torch.from_numpy(mask), torch.from_numpy(seg)),
+                tmp,
+                input_names=list(INPUT_NAMES),
+                output_names=list(OUTPUT_NAMES),
+                dynamic_axes=dyn,
+                opset_version=opset,
+                do_constant_folding=True,
+                dynamo=False,
+            )
+            # Check at a shape other than the traced one, so shape-specialised graphs are caught.
+            ids, mask, seg = _probe_batch(model.config.vocab_size, batch=3, seq=97, seed=1)
+            ref = wrapper(torch.from_numpy(ids), torch.from_numpy(mask), torch.from_numpy(seg))
+        ref = np.stack([r.numpy() for r in ref], axis=-1)
+        from mlperf_bert.backends.onnxruntime import OnnxRuntimeBackend
+
+        got = OnnxRuntimeBackend(Path(tmp), device="cpu").predict(ids, mask, seg)
+        diff = float(np.abs(got - ref).max())
+        if not diff <= parity_atol:
+            raise ModelError(f"exported ONNX differs from PyTorch by {diff:.2e} (> {parity_atol:g}); not written")
+        os.replace(tmp, out_path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    manifest = {
+        "source": str(Path(model_path).resolve()),
+        "format": "onnx",
+        "precision": "fp32",
+        "opset": opset,
+        "inputs": list(INPUT_NAMES),
+        "outputs": list(OUTPUT_NAMES),
+        "dynamic_axes": ["batch", "seq"],
+        "parity_max_abs_diff_vs_pytorch": diff,
+    }
+    out_path.with_suffix(out_path.suffix + ".json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def weights_fingerprint(model_path: Path) -> str:
+    """sha256 (first 16 hex digits) of a PyTorch model's config and weight files, for cache keys."""
+    import hashlib
+
+    model_path = Path(model_path)
+    files = sorted(p for p in (model_path.iterdir() if model_path.is_dir() else [model_path])
+                   if p.is_file() and p.suffix in (".json", ".safetensors", ".bin", ".pytorch"))
+    if not model_path.is_dir():
+        files += [p for p in (model_path.parent / "bert_config.json",) if p.is_file()]
+    h = hashlib.sha256()
+    for p in files:
+        h.update(p.name.encode())
+        with p.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def cached_onnx(model_path: Path, cache_dir: Path, opset: int = DEFAULT_OPSET) -> Path:
+    """The ONNX export of a PyTorch model, made once and kept in ``cache_dir/onnx/<fingerprint>/model.onnx``.
+
+    Lets ``run --backend onnxruntime --model <HF dir>`` work without a separate export step.
+    """
+    out = Path(cache_dir) / "onnx" / f"{weights_fingerprint(model_path)}-opset{opset}" / "model.onnx"
+    if not out.is_file():
+        export_onnx(model_path, out, opset=opset)
+    return out

@@ -1,0 +1,1 @@
+"""LoadGen settings (rules presets, user.conf) and LoadGen log parsing."""

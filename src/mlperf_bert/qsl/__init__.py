@@ -1,0 +1,1 @@
+"""The LoadGen Query Sample Library over the SQuAD features."""

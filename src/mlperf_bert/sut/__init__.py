@@ -1,0 +1,1 @@
+"""The one SUT for every backend, and its batcher."""

@@ -1,0 +1,229 @@
+"""One LoadGen SUT for every backend: queries -> batches -> ``Backend.predict`` -> QuerySamplesComplete.
+
+Scenario paths:
+- Offline: the single query is split by ``plan_batches`` (sorted by length, token budget) and the batches
+  go to the worker threads.
+- Server: samples go to a queue; a worker collects up to ``max_batch_size`` samples or until the first one
+  has waited ``server_max_wait_ms``, then runs them (dynamic batching).
+- SingleStream / MultiStream: the query runs in LoadGen's issue thread (no queue hop; LoadGen waits for
+  each query anyway).
+
+Responses: per sample, row-major float32 [n, 2] start/end logits (REFERENCE.md §4). With
+``response_rows="trimmed"`` (default) n is the sample's real length; the scorer pads the rest with -10000,
+positions which can never hold an answer (they are outside the context). With ``"full"`` n = 384 and the
+rows past the batch's padded length are -10000, for scorers that need 3,072-byte responses.
+
+Every sample handed to the SUT is completed exactly once, in a ``finally``: if the backend raises, the
+samples get empty responses, LoadGen finishes, and ``SUT.error`` carries the cause for the runner to raise.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+
+import mlperf_loadgen as lg
+import numpy as np
+
+from mlperf_bert.backends.base import Backend
+from mlperf_bert.errors import BackendFailure, ConfigError
+from mlperf_bert.qsl.qsl import SquadQSL
+from mlperf_bert.sut.batcher import BatcherConfig, padded_length, plan_batches
+
+SCENARIOS = ("Offline", "Server", "SingleStream", "MultiStream")
+#: Logit written for positions a trimmed response leaves out (the reference scorer's own pad value).
+PAD_LOGIT = -10000.0
+RESPONSE_ROWS = ("trimmed", "full")
+
+
+def check_scenario(name: str) -> str:
+    """Return the canonical scenario name (case-insensitive) or raise ConfigError listing the valid ones."""
+    for s in SCENARIOS:
+        if s.lower() == name.lower():
+            return s
+    raise ConfigError(f"unknown scenario {name!r}; choose one of: {', '.join(SCENARIOS)}")
+
+
+@dataclass(frozen=True)
+class SUTConfig:
+    """SUT settings.
+
+    Attributes:
+        scenario: Offline, Server, SingleStream or MultiStream.
+        batcher: batch formation (see ``BatcherConfig``).
+        workers: backend-calling threads for Offline/Server (1 keeps all cores for one intra-op pool).
+        response_rows: ``"trimmed"`` (real length) or ``"full"`` (384 rows); see the module docstring.
+    """
+
+    scenario: str = "Offline"
+    batcher: BatcherConfig = field(default_factory=BatcherConfig)
+    workers: int = 1
+    response_rows: str = "trimmed"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "scenario", check_scenario(self.scenario))
+        if self.workers < 1:
+            raise ConfigError(f"workers must be >= 1, got {self.workers}")
+        if self.response_rows not in RESPONSE_ROWS:
+            raise ConfigError(f"response_rows must be one of {RESPONSE_ROWS}, got {self.response_rows!r}")
+
+
+_STOP = object()
+
+
+class BertSUT:
+    """The SUT. Use as a context manager: it constructs the LoadGen SUT and starts/stops the workers.
+
+    Attributes:
+        handle: the LoadGen SUT handle (valid inside the ``with`` block).
+        error: the first exception a backend raised, or None.
+        samples_completed: samples completed so far (int).
+        batches_run: backend calls made so far (int).
+    """
+
+    def __init__(self, backend: Backend, qsl: SquadQSL, config: SUTConfig) -> None:
+        self.backend = backend
+        self.qsl = qsl
+        self.config = config
+        self.cap = int(qsl.input_ids.shape[1])
+        self.handle: object | None = None
+        self.error: BaseException | None = None
+        self.samples_completed = 0
+        self.batches_run = 0
+        self._lock = threading.Lock()
+        self._queue: queue.Queue = queue.Queue()
+        self._threads: list[threading.Thread] = []
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def __enter__(self) -> "BertSUT":
+        self.handle = lg.ConstructSUT(self.issue_queries, self.flush_queries)
+        if self.config.scenario in ("Offline", "Server"):
+            target = self._server_worker if self.config.scenario == "Server" else self._offline_worker
+            for i in range(self.config.workers):
+                t = threading.Thread(target=target, name=f"sut-worker-{i}", daemon=True)
+                t.start()
+                self._threads.append(t)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for _ in self._threads:
+            self._queue.put(_STOP)
+        for t in self._threads:
+            t.join()
+        self._threads.clear()
+        if self.handle is not None:
+            lg.DestroySUT(self.handle)
+            self.handle = None
+
+    # -- LoadGen callbacks -----------------------------------------------------------------------
+    def issue_queries(self, query_samples: list) -> None:
+        """LoadGen callback: ``query_samples`` is a list of ``QuerySample`` (``.id``, ``.index``)."""
+        scenario = self.config.scenario
+        if scenario == "Offline":
+            ids = np.fromiter((q.id for q in query_samples), dtype=np.uint64, count=len(query_samples))
+            idx = np.fromiter((q.index for q in query_samples), dtype=np.int64, count=len(query_samples))
+            for batch in plan_batches(self.qsl.lengths[idx], self.config.batcher, self.cap):
+                self._queue.put((ids[batch], idx[batch]))
+        elif scenario == "Server":
+            now = time.monotonic()
+            for q in query_samples:
+                self._queue.put((q.id, q.index, now))
+        else:  # SingleStream / MultiStream: run right here
+            ids = np.array([q.id for q in query_samples], dtype=np.uint64)
+            idx = np.array([q.index for q in query_samples], dtype=np.int64)
+            for batch in plan_batches(self.qsl.lengths[idx], self.config.batcher, self.cap):
+                self.run_batch(ids[batch], idx[batch])
+
+    def flush_queries(self) -> None:
+        """LoadGen callback at the end of a run; queued samples are already being served."""
+
+    # -- workers ---------------------------------------------------------------------------------
+    def _offline_worker(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            self.run_batch(*item)
+
+    def _server_worker(self) -> None:
+        max_batch = self.config.batcher.max_batch_size
+        max_wait = self.config.batcher.server_max_wait_ms / 1000.0
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            pending = [item]
+            deadline = item[2] + max_wait
+            stop = False
+            while len(pending) < max_batch:
+                timeout = deadline - time.monotonic()
+                try:
+                    nxt = self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is _STOP:
+                    stop = True
+                    break
+                pending.append(nxt)
+            ids = np.array([p[0] for p in pending], dtype=np.uint64)
+            idx = np.array([p[1] for p in pending], dtype=np.int64)
+            for batch in plan_batches(self.qsl.lengths[idx], self.config.batcher, self.cap):
+                self.run_batch(ids[batch], idx[batch])
+            if stop:
+                return
+
+    # -- the work --------------------------------------------------------------------------------
+    def run_batch(self, sample_ids: np.ndarray, sample_indices: np.ndarray) -> None:
+        """Run one batch through the backend and complete its samples (always, even on error).
+
+        Args:
+            sample_ids: uint64 [B] LoadGen response ids.
+            sample_indices: int64 [B] QSL indices.
+        """
+        lengths = self.qsl.lengths[sample_indices]
+        seq = padded_length(int(lengths.max()), self.config.batcher.pad_to_multiple, self.cap)
+        logits = None
+        try:
+            if self.error is None:
+                logits = self.backend.predict(
+                    self.qsl.input_ids[sample_indices, :seq],
+                    self.qsl.input_mask[sample_indices, :seq],
+                    self.qsl.segment_ids[sample_indices, :seq],
+                )
+                if logits.shape != (len(sample_ids), seq, 2):
+                    raise BackendFailure(f"backend {self.backend.name!r} returned logits of shape "
+                                         f"{tuple(logits.shape)}, expected {(len(sample_ids), seq, 2)}")
+        except BaseException as exc:  # noqa: BLE001 - recorded and re-raised by the runner
+            with self._lock:
+                if self.error is None:
+                    self.error = exc
+        finally:
+            self._complete(sample_ids, lengths, seq, logits)
+
+    def _complete(self, sample_ids: np.ndarray, lengths: np.ndarray, seq: int, logits: np.ndarray | None) -> None:
+        b = len(sample_ids)
+        if logits is None:
+            responses = [lg.QuerySampleResponse(int(i), 0, 0) for i in sample_ids]
+            lg.QuerySamplesComplete(responses)
+        else:
+            if self.config.response_rows == "full":
+                buf = np.full((b, self.cap, 2), PAD_LOGIT, dtype=np.float32)
+                buf[:, :seq] = logits
+                lengths = np.full(b, self.cap)
+            else:
+                buf = np.ascontiguousarray(logits, dtype=np.float32)
+            # (B, rows, 2) float32: sample k's response starts at k * rows * 8 bytes.
+            base = buf.ctypes.data
+            stride = buf.shape[1] * 2 * 4
+            responses = [
+                lg.QuerySampleResponse(int(sample_ids[k]), base + k * stride, int(lengths[k]) * 8)
+                for k in range(b)
+            ]
+            # ``buf`` is referenced here until QuerySamplesComplete has copied the bytes.
+            lg.QuerySamplesComplete(responses)
+            del buf
+        with self._lock:
+            self.samples_completed += b
+            self.batches_run += 1

@@ -1,0 +1,61 @@
+"""Test doubles: synthetic features and fake backends (no model, no dataset needed)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mlperf_bert.backends.registry import BackendConfig, BackendRegistry, BackendSpec
+from mlperf_bert.squad.types import Example, Features
+
+
+def synthetic_features(n: int = 200, seq: int = 384, seed: int = 0) -> tuple[list[Example], Features]:
+    """n one-feature questions with random real lengths 41..384 (the dev set's range)."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(41, seq + 1, size=n)
+    ids = np.zeros((n, seq), np.int32)
+    mask = np.zeros((n, seq), np.int32)
+    seg = np.zeros((n, seq), np.int32)
+    t2o = np.full((n, seq), -1, np.int32)
+    for i, n_i in enumerate(lengths):
+        ids[i, :n_i] = rng.integers(1000, 30000, size=n_i)
+        ids[i, 0], ids[i, 10], ids[i, n_i - 1] = 101, 102, 102
+        mask[i, :n_i] = 1
+        seg[i, 11:n_i] = 1
+        t2o[i, 11:n_i - 1] = np.arange(n_i - 12)
+    examples = [Example(qas_id=f"q{i}", question_text="q", doc_tokens=tuple(f"w{j}" for j in range(400)),
+                        answers=("w0",)) for i in range(n)]
+    feats = Features(input_ids=ids, input_mask=mask, segment_ids=seg, example_index=np.arange(n, dtype=np.int32),
+                     unique_id=1_000_000_000 + np.arange(n, dtype=np.int64), token_to_orig=t2o,
+                     token_is_max_context=t2o >= 0)
+    return examples, feats
+
+
+class EchoBackend:
+    """Deterministic logits that encode each token: start = input_id, end = -input_id, as float32."""
+
+    name = "echo"
+    calls: list = []
+
+    def __init__(self, fail_after: int | None = None) -> None:
+        self.fail_after = fail_after
+        self.calls = []
+
+    @classmethod
+    def from_config(cls, config: BackendConfig) -> "EchoBackend":
+        return cls(**config.options)
+
+    def predict(self, input_ids, input_mask, segment_ids):
+        self.calls.append(input_ids.shape)
+        if self.fail_after is not None and len(self.calls) > self.fail_after:
+            raise RuntimeError("simulated accelerator fault")
+        ids = input_ids.astype(np.float32)
+        return np.ascontiguousarray(np.stack([ids, -ids], axis=-1))
+
+    def close(self) -> None:
+        pass
+
+
+def registry_with_fakes() -> BackendRegistry:
+    reg = BackendRegistry()
+    reg.register("echo", BackendSpec("fakes:EchoBackend", "", "test echo backend"))
+    return reg
