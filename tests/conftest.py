@@ -15,3 +15,19 @@ def shared() -> Path:
     if not (SHARED / "data" / "dev-v1.1.json").is_file():
         pytest.fail(f"../shared not found at {SHARED} (set MLPERF_BERT_SHARED)")
     return SHARED
+
+
+@pytest.fixture(scope="session")
+def small_model(shared) -> Path:
+    """The small real SQuAD model (HF dir) from ../shared/models."""
+    return shared / "models" / "minilm-l6-squad"
+
+
+@pytest.fixture(scope="session")
+def small_onnx(small_model, tmp_path_factory) -> Path:
+    """The small model exported once per test session with ``export_onnx`` (official fp32 names)."""
+    from mlperf_bert.convert.to_onnx import export_onnx
+
+    out = tmp_path_factory.mktemp("onnx") / "model.onnx"
+    export_onnx(small_model, out)
+    return out

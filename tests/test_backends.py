@@ -1,0 +1,162 @@
+"""ONNX Runtime and PyTorch backends on the small real model: parity, conventions, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+
+from mlperf_bert.backends.onnxruntime import OnnxRuntimeBackend
+from mlperf_bert.backends.pytorch import PyTorchBackend, build_model
+from mlperf_bert.backends.registry import BackendConfig, BackendRegistry
+from mlperf_bert.errors import BackendUnavailable, ConfigError, ModelError
+
+#: ORT vs PyTorch fp32 logits on the same input (issue 2: within 1e-4).
+PARITY_ATOL = 1e-4
+
+
+def _batch(b=4, seq=160, seed=3):
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(1000, 30000, size=(b, seq)).astype(np.int32)
+    ids[:, 0] = 101
+    lengths = rng.integers(seq // 3, seq + 1, size=b)
+    lengths[0] = seq
+    mask = (np.arange(seq)[None, :] < lengths[:, None]).astype(np.int32)
+    ids *= mask
+    seg = ((np.arange(seq)[None, :] >= 20) & (mask == 1)).astype(np.int32)
+    return ids, mask, seg
+
+
+@pytest.fixture(scope="module")
+def torch_backend(small_model):
+    return PyTorchBackend(small_model, device="cpu")
+
+
+def test_export_has_official_names_and_dynamic_axes(small_onnx):
+    m = onnx.load(str(small_onnx), load_external_data=False)
+    assert [i.name for i in m.graph.input] == ["input_ids", "input_mask", "segment_ids"]
+    assert [o.name for o in m.graph.output] == ["output_start_logits", "output_end_logits"]
+    for i in m.graph.input:
+        assert i.type.tensor_type.elem_type == onnx.TensorProto.INT64
+        dims = [d.dim_param for d in i.type.tensor_type.shape.dim]
+        assert dims == ["batch", "seq"]
+    manifest = json.loads(small_onnx.with_suffix(".onnx.json").read_text())
+    assert manifest["parity_max_abs_diff_vs_pytorch"] < PARITY_ATOL
+
+
+def test_ort_matches_pytorch(small_onnx, torch_backend):
+    ort_backend = OnnxRuntimeBackend(small_onnx, device="cpu")
+    assert ort_backend.input_names == ("input_ids", "input_mask", "segment_ids")
+    for b, seq in ((1, 384), (4, 160), (7, 53)):
+        ids, mask, seg = _batch(b, seq)
+        a = ort_backend.predict(ids, mask, seg)
+        t = torch_backend.predict(ids, mask, seg)
+        assert a.shape == t.shape == (b, seq, 2) and a.dtype == t.dtype == np.float32
+        assert np.abs(a - t).max() < PARITY_ATOL
+        assert np.abs(t).max() > 1.0  # real logits, not zeros
+
+
+def test_padding_does_not_change_real_token_logits(torch_backend):
+    """A sample's logits do not depend on how far its batch is padded (padding-free batching relies on it)."""
+    ids, mask, seg = _batch(3, 200)
+    full = torch_backend.predict(ids, mask, seg)
+    n = int(mask[1].sum())
+    alone = torch_backend.predict(ids[1:2, :n], mask[1:2, :n], seg[1:2, :n])
+    assert np.abs(full[1, :n] - alone[0]).max() < 1e-4
+
+
+def test_int8_input_convention_and_output_order(tmp_path, small_onnx):
+    """A model named like the official int8 file (attention_mask/token_type_ids, outputs start first)."""
+    m = onnx.load(str(small_onnx))
+    rename = {"input_mask": "attention_mask", "segment_ids": "token_type_ids",
+              "output_start_logits": "7", "output_end_logits": "8"}  # int8 file: opaque output names
+    for node in m.graph.node:
+        node.input[:] = [rename.get(x, x) for x in node.input]
+        node.output[:] = [rename.get(x, x) for x in node.output]
+    for v in list(m.graph.input) + list(m.graph.output):
+        v.name = rename.get(v.name, v.name)
+    path = tmp_path / "int8-names.onnx"
+    onnx.save(m, str(path))
+    renamed = OnnxRuntimeBackend(path, device="cpu")
+    assert renamed.input_names == ("input_ids", "attention_mask", "token_type_ids")
+    ids, mask, seg = _batch(2, 64)
+    np.testing.assert_allclose(renamed.predict(ids, mask, seg),
+                               OnnxRuntimeBackend(small_onnx, device="cpu").predict(ids, mask, seg), atol=1e-6)
+
+
+def test_unknown_input_names_are_one_line_error(tmp_path, small_onnx):
+    m = onnx.load(str(small_onnx))
+    m.graph.input[1].name = "mask"
+    for node in m.graph.node:
+        node.input[:] = ["mask" if x == "input_mask" else x for x in node.input]
+    path = tmp_path / "odd.onnx"
+    onnx.save(m, str(path))
+    with pytest.raises(ModelError, match=r"odd.onnx has inputs \['input_ids', 'mask', 'segment_ids'\]; expected"):
+        OnnxRuntimeBackend(path)
+
+
+def test_truncated_and_missing_onnx(tmp_path, small_onnx):
+    cut = tmp_path / "cut.onnx"
+    cut.write_bytes(small_onnx.read_bytes()[:100_000])
+    with pytest.raises(ModelError, match="cannot load .*cut.onnx"):
+        OnnxRuntimeBackend(cut)
+    with pytest.raises(ModelError, match="ONNX model not found"):
+        OnnxRuntimeBackend(tmp_path / "nope.onnx")
+
+
+def test_strict_loading_lists_missing_and_unexpected(tmp_path, small_model):
+    from safetensors.torch import load_file, save_file
+
+    sd = load_file(str(small_model / "model.safetensors"))
+    sd.pop("qa_outputs.bias")
+    sd.pop("bert.encoder.layer.3.output.dense.weight")
+    sd["bert.encoder.layer.9.extra.weight"] = sd["qa_outputs.weight"].clone()
+    sd["bert.pooler.dense.bias"] = sd["qa_outputs.weight"][0].clone()  # tolerated: QA never uses the pooler
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "config.json").write_text((small_model / "config.json").read_text())
+    save_file(sd, str(bad / "model.safetensors"))
+    with pytest.raises(ModelError) as e:
+        build_model(bad)
+    msg = str(e.value)
+    assert "\n" not in msg
+    assert "missing 2: bert.encoder.layer.3.output.dense.weight, qa_outputs.bias" in msg
+    assert "unexpected 1: bert.encoder.layer.9.extra.weight" in msg
+
+
+def test_official_state_dict_with_bert_config(tmp_path, small_model):
+    """The official model.pytorch form: a torch.save'd state_dict + bert_config.json, loaded weights_only."""
+    import torch
+    from safetensors.torch import load_file
+
+    sd = load_file(str(small_model / "model.safetensors"))
+    torch.save(sd, tmp_path / "model.pytorch")
+    (tmp_path / "bert_config.json").write_text((small_model / "config.json").read_text())
+    a = PyTorchBackend(tmp_path / "model.pytorch", device="cpu")
+    b = PyTorchBackend(small_model, device="cpu")
+    ids, mask, seg = _batch(2, 48)
+    np.testing.assert_array_equal(a.predict(ids, mask, seg), b.predict(ids, mask, seg))
+    assert not a.model.training  # eval mode: dropout off (reference bug gave F1 89.91)
+
+
+def test_registry_errors():
+    reg = BackendRegistry()
+    with pytest.raises(ConfigError, match="unknown backend 'onnx'; choose one of: "):
+        reg.load(BackendConfig(name="onnx"))
+    from mlperf_bert.backends.registry import BackendSpec
+
+    reg.register("ghost2", BackendSpec("mlperf_bert.backends.null:NullBackend", "", ""))
+    assert reg.load(BackendConfig(name="ghost2")).name == "null"
+
+
+def test_missing_runtime_names_the_extra(tmp_path, monkeypatch):
+    from mlperf_bert.backends.registry import BackendSpec
+
+    (tmp_path / "fake_backend_mod.py").write_text("import absent_runtime_xyz\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    reg = BackendRegistry()
+    reg.register("fancy", BackendSpec("fake_backend_mod:Fancy", "fancy", ""))
+    with pytest.raises(BackendUnavailable, match=r"needs the Python module 'absent_runtime_xyz'.*mlperf-bert\[fancy\]"):
+        reg.load(BackendConfig(name="fancy"))
