@@ -26,8 +26,8 @@ def data_paths(args: argparse.Namespace) -> DataPaths:
     paths = DataPaths(dataset=args.dataset or defaults.dataset, vocab=args.vocab or defaults.vocab,
                       cache_dir=defaults.cache_dir)
     if not paths.dataset.is_file():
-        raise DataError(f"SQuAD dataset not found: {paths.dataset}; pass --dataset or run "
-                        "'mlperf-bert download squad-dev'")
+        raise DataError(f"SQuAD dataset not found: {paths.dataset}; pass --dataset PATH "
+                        "('mlperf-bert download squad-dev' fetches it and prints its path)")
     if not paths.vocab.is_file():
         raise DataError(f"vocabulary not found: {paths.vocab}; pass --vocab (BERT uncased vocab.txt)")
     return paths

@@ -1,0 +1,74 @@
+"""Bad input gives one clear line on stderr and exit code 2, never a traceback."""
+
+from __future__ import annotations
+
+import pytest
+
+from mlperf_bert.cli import main
+
+
+def _run(argv, capsys):
+    rc = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    return rc, err.splitlines()[-1] if err else err  # progress bars may come before the error line
+
+
+def test_missing_model(tmp_path, capsys):
+    rc, err = _run(["run", "--model", str(tmp_path / "nope.onnx"), "--cache-dir", str(tmp_path)], capsys)
+    assert rc == 2
+    assert err == f"mlperf-bert run: error: model not found: {tmp_path / 'nope.onnx'}"
+
+
+def test_unknown_scenario(capsys):
+    rc, err = _run(["run", "--scenario", "Ofline"], capsys)
+    assert rc == 2
+    assert err.endswith("unknown scenario 'Ofline'; choose one of: Offline, Server, SingleStream, MultiStream")
+    assert "\n" not in err
+
+
+def test_unknown_backend(capsys):
+    rc, err = _run(["run", "--backend", "tensorrt"], capsys)
+    assert rc == 2 and "unknown backend 'tensorrt'" in err and "\n" not in err
+
+
+def test_wrong_vocab(tmp_path, capsys, small_onnx):
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("hello\nworld\n")
+    rc, err = _run(["run", "--model", str(small_onnx), "--vocab", str(vocab), "--cache-dir", str(tmp_path),
+                    "--mode", "accuracy", "--max-examples", "5", "--output-dir", str(tmp_path)], capsys)
+    assert rc == 2 and str(vocab) in err and "\n" not in err
+
+
+def test_non_squad_json(tmp_path, capsys, small_onnx):
+    ds = tmp_path / "data.json"
+    ds.write_text('{"version": "1.1", "rows": [1, 2, 3]}')
+    rc, err = _run(["run", "--model", str(small_onnx), "--dataset", str(ds), "--cache-dir", str(tmp_path),
+                    "--output-dir", str(tmp_path)], capsys)
+    assert rc == 2 and str(ds) in err and "\n" not in err
+
+
+def test_missing_dataset(tmp_path, capsys):
+    rc, err = _run(["run", "--dataset", str(tmp_path / "dev.json")], capsys)
+    assert rc == 2
+    assert "SQuAD dataset not found" in err and "--dataset" in err
+
+
+def test_truncated_accuracy_log(tmp_path, capsys):
+    log = tmp_path / "mlperf_log_accuracy.json"
+    log.write_text('[\n{"seq_id": 0, "qsl_idx": 0, "data": "0000')
+    rc, err = _run(["accuracy", "--log-file", str(log), "--cache-dir", str(tmp_path)], capsys)
+    assert rc == 2 and str(log) in err and "\n" not in err
+
+
+def test_empty_accuracy_log(tmp_path, capsys):
+    log = tmp_path / "mlperf_log_accuracy.json"
+    log.write_text("[]\n")
+    rc, err = _run(["accuracy", "--log-file", str(log), "--cache-dir", str(tmp_path)], capsys)
+    assert rc == 2 and "no samples" in err
+
+
+def test_bad_flag_value_is_argparse_error(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["run", "--rules", "v2"])
+    assert e.value.code == 2
