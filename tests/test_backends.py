@@ -160,3 +160,23 @@ def test_missing_runtime_names_the_extra(tmp_path, monkeypatch):
     reg.register("fancy", BackendSpec("fake_backend_mod:Fancy", "fancy", ""))
     with pytest.raises(BackendUnavailable, match=r"needs the Python module 'absent_runtime_xyz'.*mlperf-bert\[fancy\]"):
         reg.load(BackendConfig(name="fancy"))
+
+
+def test_transformer_optimizer_fuses_and_keeps_logits(tmp_path, small_onnx):
+    """ORT's transformer optimizer: fused ops, same logits (1e-4), cached; a changed graph is refused."""
+    from collections import Counter
+
+    ref = OnnxRuntimeBackend(small_onnx, device="cpu")
+    opt = OnnxRuntimeBackend(small_onnx, device="cpu", transformer_optimize=True, cache_dir=tmp_path)
+    cached = list((tmp_path / "onnx-optimized").rglob("model.onnx"))
+    assert len(cached) == 1
+    ops = Counter(n.op_type for n in onnx.load(str(cached[0])).graph.node)
+    assert ops["Attention"] == 6 and ops["SkipLayerNormalization"] == 12 and ops["EmbedLayerNormalization"] == 1
+    ids, mask, seg = _batch(4, 130)
+    assert np.abs(ref.predict(ids, mask, seg) - opt.predict(ids, mask, seg)).max() < PARITY_ATOL
+
+    from mlperf_bert.backends.onnxruntime import transformer_optimized
+
+    with pytest.raises(ModelError, match="transformer optimizer changed the logits.*--no-ort-optimize"):
+        transformer_optimized(small_onnx, tmp_path / "fresh", parity_atol=-1.0)  # the guard itself
+    assert not list((tmp_path / "fresh").rglob("*.onnx"))  # nothing half-written

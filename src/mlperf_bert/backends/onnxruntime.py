@@ -48,7 +48,11 @@ class OnnxRuntimeBackend:
         model_path: an ``.onnx`` file.
         device: ``cpu``, ``cuda`` or ``auto`` (CUDA when the CUDA execution provider is installed).
         threads: intra-op threads (default: physical cores).
-        options: ``graph_optimization`` = ``all`` (default) | ``extended`` | ``basic`` | ``disable``.
+        graph_optimization: ORT's own level: ``all`` (default) | ``extended`` | ``basic`` | ``disable``.
+        transformer_optimize: first rewrite the fp32 graph with ``onnxruntime.transformers.optimizer``
+            (fused Attention, SkipLayerNormalization, EmbedLayerNormalization, BiasGelu), once, cached in
+            ``cache_dir`` (see ``transformer_optimized``). Quantized (QDQ) graphs are left as they are.
+        cache_dir: folder for the optimized model (required when ``transformer_optimize``).
 
     Raises:
         ModelError: missing/truncated file, or inputs/outputs that match no known convention.
@@ -58,7 +62,8 @@ class OnnxRuntimeBackend:
     name = "onnxruntime"
 
     def __init__(self, model_path: Path, device: str = "auto", threads: int | None = None,
-                 graph_optimization: str = "all") -> None:
+                 graph_optimization: str = "all", transformer_optimize: bool = False,
+                 cache_dir: Path | None = None) -> None:
         try:
             import onnxruntime as ort
         except ModuleNotFoundError as exc:
@@ -66,6 +71,11 @@ class OnnxRuntimeBackend:
         model_path = Path(model_path)
         if not model_path.is_file():
             raise ModelError(f"ONNX model not found: {model_path}")
+        self.source_path = model_path
+        if transformer_optimize:
+            if cache_dir is None:
+                raise ConfigError("transformer_optimize needs a cache_dir for the optimized model")
+            model_path = transformer_optimized(model_path, Path(cache_dir))
         levels = {"all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
                   "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
                   "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
@@ -124,11 +134,13 @@ class OnnxRuntimeBackend:
         if config.model is None:
             raise ConfigError("the onnxruntime backend needs --model (an .onnx file)")
         opts = dict(config.options)
-        unknown = set(opts) - {"graph_optimization"}
+        unknown = set(opts) - {"graph_optimization", "transformer_optimize"}
         if unknown:
             raise ConfigError(f"unknown onnxruntime backend options: {', '.join(sorted(unknown))}")
         return cls(config.model, device=config.device, threads=config.threads,
-                   graph_optimization=opts.get("graph_optimization", "all"))
+                   graph_optimization=opts.get("graph_optimization", "all"),
+                   transformer_optimize=bool(opts.get("transformer_optimize", False)),
+                   cache_dir=config.cache_dir)
 
     def predict(self, input_ids: np.ndarray, input_mask: np.ndarray, segment_ids: np.ndarray) -> np.ndarray:
         """int [B, L] x3 -> float32 [B, L, 2] (start, end)."""
@@ -144,3 +156,85 @@ class OnnxRuntimeBackend:
 
     def close(self) -> None:
         self.session = None
+
+
+_QUANT_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearMatMul", "MatMulInteger", "DynamicQuantizeLinear"}
+
+
+def _heads_and_hidden(model, model_path: Path) -> tuple[int, int]:
+    """Attention heads and hidden size: from our export manifest (``<file>.json``) or a config.json beside
+    the file; else hidden from the word-embedding table and heads = hidden / 64 (BERT-Base/Large)."""
+    import json
+
+    from onnx import numpy_helper  # noqa: F401 - import check only
+
+    for cand in (model_path.with_suffix(model_path.suffix + ".json"), model_path.parent / "config.json",
+                 model_path.parent / "bert_config.json", model_path.parent / "manifest.json"):
+        if cand.is_file():
+            try:
+                meta = json.loads(cand.read_text())
+            except (OSError, ValueError):
+                continue
+            if "num_attention_heads" in meta and "hidden_size" in meta:
+                return int(meta["num_attention_heads"]), int(meta["hidden_size"])
+    hidden = 0
+    for init in model.graph.initializer:
+        if len(init.dims) == 2 and init.dims[0] >= 30000:  # word embeddings [vocab, hidden]
+            hidden = int(init.dims[1])
+            break
+    if not hidden:
+        raise ModelError(f"cannot tell the hidden size of {model_path}; run with --no-ort-optimize")
+    return max(1, hidden // 64), hidden
+
+
+def transformer_optimized(model_path: Path, cache_dir: Path, parity_atol: float = 1e-3) -> Path:
+    """ORT's transformer optimizer applied once to an fp32 BERT ONNX file, cached by the file's sha256.
+
+    Returns ``cache_dir/onnx-optimized/<sha256[:16]>-ort<version>/model.onnx`` (or ``model_path`` itself for
+    a quantized graph, which the fp32 fusions do not apply to). The optimized graph is checked against the
+    original on a probe batch before it is used.
+
+    Raises:
+        ModelError: the optimized graph differs from the original by more than ``parity_atol``.
+    """
+    import hashlib
+
+    import onnx
+    import onnxruntime as ort
+    from onnxruntime.transformers import optimizer
+
+    model_path = Path(model_path)
+    h = hashlib.sha256()
+    with open(model_path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            h.update(chunk)
+    out = Path(cache_dir) / "onnx-optimized" / f"{h.hexdigest()[:16]}-ort{ort.__version__}" / "model.onnx"
+    if out.is_file():
+        return out
+    model = onnx.load(str(model_path))
+    if any(n.op_type in _QUANT_OPS for n in model.graph.node):
+        return model_path
+    heads, hidden = _heads_and_hidden(model, model_path)
+    opt = optimizer.optimize_model(model, model_type="bert", num_heads=heads, hidden_size=hidden)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f"model.{os.getpid()}.tmp")
+    try:
+        opt.save_model_to_file(str(tmp))
+        rng = np.random.default_rng(0)
+        ids = rng.integers(1000, 30000, size=(3, 77))
+        ids[:, 0] = 101
+        mask = np.ones_like(ids)
+        mask[2, 40:] = 0
+        seg = np.zeros_like(ids)
+        seg[:, 20:] = 1
+        ref = OnnxRuntimeBackend(model_path, device="cpu", threads=1).predict(ids, mask, seg)
+        got = OnnxRuntimeBackend(tmp, device="cpu", threads=1).predict(ids, mask, seg)
+        diff = float(np.abs(ref - got).max())
+        if not diff <= parity_atol:
+            raise ModelError(f"ORT's transformer optimizer changed the logits of {model_path} by {diff:.2e} "
+                             f"(assumed {heads} heads, hidden {hidden}); run with --no-ort-optimize")
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return out

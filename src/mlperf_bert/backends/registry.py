@@ -25,6 +25,7 @@ class BackendConfig:
         device: ``"cpu"``, ``"cuda"`` or ``"auto"`` (CUDA when present).
         threads: intra-op threads; None = the runtime's default (physical cores).
         options: backend-specific options (e.g. ``{"precision": "bf16"}``), validated by the backend.
+        cache_dir: where a backend may keep derived files (e.g. ORT's optimized model); None = no caching.
     """
 
     name: str
@@ -32,6 +33,7 @@ class BackendConfig:
     device: str = "auto"
     threads: int | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    cache_dir: Path | None = None
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,10 @@ def add_backend_args(p: argparse.ArgumentParser, default_backend: str = "onnxrun
     g.add_argument("--threads", type=int, help="intra-op threads (default: physical cores)")
     g.add_argument("--precision", choices=("fp32", "bf16", "fp16"),
                    help="pytorch: autocast precision (default fp32)")
+    g.add_argument("--ort-optimize", action=argparse.BooleanOptionalAction, default=True,
+                   help="onnxruntime: apply ORT's transformer optimizer (fused attention/layernorm/gelu) once "
+                        "and cache the result (default: on)")
+    g.add_argument("--torch-compile", action="store_true", help="pytorch: wrap the model in torch.compile")
 
 
 def default_model() -> Path:
@@ -66,3 +70,23 @@ def resolve_model(args: argparse.Namespace, cache_dir: Path | None) -> Path | No
 
         model = cached_onnx(model, cache_dir or default_cache_dir())
     return model
+
+
+def backend_config(args: argparse.Namespace, cache_dir: Path):
+    """The ``BackendConfig`` for the backend flags (model resolved, options only for the chosen backend)."""
+    from mlperf_bert.backends.registry import BackendConfig
+
+    options: dict = {}
+    if args.backend == "pytorch":
+        if args.precision:
+            options["precision"] = args.precision
+        if args.torch_compile:
+            options["compile"] = True
+    elif args.backend == "onnxruntime":
+        options["transformer_optimize"] = bool(args.ort_optimize)
+    elif args.precision and args.precision != "fp32":
+        from mlperf_bert.errors import ConfigError
+
+        raise ConfigError(f"--precision {args.precision} applies to the pytorch backend only")
+    return BackendConfig(name=args.backend, model=resolve_model(args, cache_dir), device=args.device,
+                         threads=args.threads, options=options, cache_dir=cache_dir)

@@ -111,6 +111,9 @@ def export_onnx(model_path: Path, out_path: Path, opset: int = DEFAULT_OPSET, pa
         "outputs": list(OUTPUT_NAMES),
         "dynamic_axes": ["batch", "seq"],
         "parity_max_abs_diff_vs_pytorch": diff,
+        "num_attention_heads": int(model.config.num_attention_heads),
+        "hidden_size": int(model.config.hidden_size),
+        "num_hidden_layers": int(model.config.num_hidden_layers),
     }
     out_path.with_suffix(out_path.suffix + ".json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
