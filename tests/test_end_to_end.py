@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from mlperf_bert.backends.registry import BackendConfig
@@ -61,3 +62,34 @@ def test_cli_performance_each_scenario_real_model(scenario, paths, small_onnx, t
     info = json.loads((tmp_path / "p" / "run.json").read_text())
     assert info["performance"]["samples_per_second"] > 0
     assert "quick rules: never valid for submission" in out
+
+
+def test_padding_free_sorted_batches_match_batch_one(paths, small_onnx, tmp_path):
+    """Sorted, token-budget, padding-free batching gives the F1 of batch-1 padded-to-384 runs (within 0.02)
+    on the first 400 questions, and nearly the same logits."""
+    from mlperf_bert.accuracy.logfile import read_accuracy_log
+    from mlperf_bert.sut.batcher import BatcherConfig
+
+    results = {}
+    for name, batcher, rows in (
+        ("batch1-384", BatcherConfig(max_batch_size=1, token_budget=None, sort_by_length=False, pad_to_multiple=384),
+         "full"),
+        ("sorted", BatcherConfig(max_batch_size=32, token_budget=8192), "trimmed"),
+    ):
+        cfg = RunConfig(data=paths, backend=BackendConfig(name="onnxruntime", model=small_onnx, device="cpu"),
+                        sut=SUTConfig(scenario="Offline", batcher=batcher, response_rows=rows),
+                        loadgen=LoadGenConfig(scenario="Offline"), modes=("accuracy",), output_dir=tmp_path,
+                        run_name=name, max_examples=400)
+        res = run_benchmark(cfg, progress=False)
+        log = read_accuracy_log(res.run_dir / "accuracy" / "mlperf_log_accuracy.json")
+        results[name] = (res.accuracy, log)
+    (a1, log1), (a2, log2) = results["batch1-384"], results["sorted"]
+    assert a1.questions_scored == a2.questions_scored == 400
+    assert abs(a1.f1 - a2.f1) <= F1_TOLERANCE
+    assert sorted(log1) == sorted(log2)
+    worst = 0.0
+    for i in log1:
+        real = log2[i][:, 0] != -10000.0  # trimmed responses: the scorer pads past the real length
+        assert 41 <= real.sum() <= 384
+        worst = max(worst, float(np.abs(log1[i][real] - log2[i][real]).max()))
+    assert worst < 1e-3  # same logits on real tokens, whatever the batch shape

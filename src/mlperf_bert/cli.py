@@ -21,8 +21,16 @@ COMMANDS = (
     "accuracy",
     "prepare",
     "export_onnx",
+    "convert_tf",
+    "export_tf",
     "download",
     "models",
+    "compliance",
+    "find_peak",
+    "submission",
+    "check",
+    "report",
+    "bench",
 )
 
 

@@ -49,6 +49,8 @@ class RunConfig:
         max_examples: use only the first N questions (and their features); None = all.
         probe: size the performance run from a short probe when no expected QPS/latency is given.
         accuracy_dtype: dtype of the responses in the accuracy log (``float32``).
+        accuracy_target: the benchmark's F1 target (``submission.benchmark.AccuracyTarget``), or None;
+            recorded in run.json and shown in the summary.
     """
 
     data: DataPaths
@@ -61,6 +63,7 @@ class RunConfig:
     run_name: str | None = None
     max_examples: int | None = None
     probe: bool = True
+    accuracy_target: Any = None
 
     def __post_init__(self) -> None:
         if self.loadgen.scenario != self.sut.scenario:
@@ -172,12 +175,13 @@ def write_json_atomic(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
-def _run_loadgen(backend, qsl: SquadQSL, sut_cfg: SUTConfig, lg_cfg: LoadGenConfig, outdir: Path) -> BertSUT:
+def _run_loadgen(backend, qsl: SquadQSL, sut_cfg: SUTConfig, lg_cfg: LoadGenConfig, outdir: Path,
+                 sut_class: type = BertSUT) -> BertSUT:
     outdir.mkdir(parents=True, exist_ok=True)
     settings = build_test_settings(lg_cfg)
-    log_settings = build_log_settings(outdir)
+    log_settings = build_log_settings(outdir, trace=lg_cfg.trace)
     audit = str(lg_cfg.audit_conf) if lg_cfg.audit_conf else str(outdir / "audit.config")
-    with BertSUT(backend, qsl, sut_cfg) as sut:
+    with sut_class(backend, qsl, sut_cfg) as sut:
         lg.StartTestWithLogSettings(sut.handle, qsl.handle, settings, log_settings, audit)
     return sut
 

@@ -1,0 +1,153 @@
+"""Side-by-side speed measurements in one process (issue: performance engine). Not a test.
+
+For each configuration, on the same dev features:
+  a. reference-style SUT: batch 1, every sample padded to 384, one at a time, plain ORT fp32 session,
+     through LoadGen Offline (measured once, the baseline of every ratio);
+  b. our SUT through LoadGen Offline (sorted, token-budget batches padded to each batch's longest sample);
+  c. the raw backend loop over the same batches, without LoadGen or the SUT;
+  d. the machine's GEMM peak for that configuration's dtype and threads, and the configuration's effective
+     FLOP/s on real tokens.
+Ratios printed: b/a (speed-up over the reference style), b/c (harness efficiency; 1.0 = free harness) and
+effective / peak.
+
+FLOPs per sample of real length n (BERT encoder, weights only, no embeddings):
+    2 * n * L * (4 h^2 + 2 h I)   (Q, K, V, output projections; two FFN matmuls)
+  + 4 * n^2 * h * L               (Q K^T and attention x V)
+with L layers, hidden h, intermediate I. For the small model at the mean dev length that is 4.1 GFLOP, and
+9.5 GFLOP padded to 384 (REFERENCE.md §9b).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from mlperf_bert.logs.settings import LoadGenConfig
+from mlperf_bert.qsl.qsl import SquadQSL
+from mlperf_bert.sut.batcher import BatcherConfig, padded_length, plan_batches
+from mlperf_bert.sut.sut import BertSUT, SUTConfig
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """Encoder shape for the FLOP formula: layers L, hidden h, intermediate I."""
+
+    layers: int
+    hidden: int
+    intermediate: int
+
+    def flops(self, lengths: np.ndarray) -> float:
+        """Total FLOPs for samples of the given real lengths (int [n]); see the module docstring."""
+        n = np.asarray(lengths, dtype=np.float64)
+        h, i, L = self.hidden, self.intermediate, self.layers
+        return float((2 * n * L * (4 * h * h + 2 * h * i) + 4 * n * n * h * L).sum())
+
+
+def gemm_peak(kind: str, threads: int, size: int = 2048, seconds: float = 2.0) -> float:
+    """Measured GEMM FLOP/s for ``kind`` in ``ort-fp32`` | ``torch-fp32`` | ``torch-bf16`` | ``ort-int8``
+    (square ``size`` matrices, ``threads`` intra-op threads, best of repeated runs)."""
+    a = np.random.default_rng(0).standard_normal((size, size)).astype(np.float32)
+    flop = 2.0 * size**3
+    if kind.startswith("torch"):
+        import torch
+
+        torch.set_num_threads(threads)
+        dt = torch.bfloat16 if kind == "torch-bf16" else torch.float32
+        x = torch.from_numpy(a).to(dt)
+
+        def step():
+            torch.mm(x, x)
+    else:
+        import onnx
+        import onnxruntime as ort
+        from onnx import TensorProto, helper
+
+        if kind == "ort-int8":
+            node = helper.make_node("MatMulInteger", ["A", "B"], ["Y"])
+            ins = [helper.make_tensor_value_info(n, TensorProto.INT8, [size, size]) for n in ("A", "B")]
+            out = helper.make_tensor_value_info("Y", TensorProto.INT32, [size, size])
+            feed = {"A": (a * 10).clip(-127, 127).astype(np.int8), "B": (a * 10).clip(-127, 127).astype(np.int8)}
+            opset = 11
+        else:
+            node = helper.make_node("MatMul", ["A", "B"], ["Y"])
+            ins = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [size, size]) for n in ("A", "B")]
+            out = helper.make_tensor_value_info("Y", TensorProto.FLOAT, [size, size])
+            feed = {"A": a, "B": a}
+            opset = 17
+        model = helper.make_model(helper.make_graph([node], "gemm", ins, [out]),
+                                  opset_imports=[helper.make_opsetid("", opset)])
+        model.ir_version = 8
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+        _ = onnx  # imported for helper
+
+        def step():
+            sess.run(None, feed)
+    step()
+    best = float("inf")
+    t_end = time.perf_counter() + seconds
+    runs = 0
+    while time.perf_counter() < t_end or runs < 3:
+        runs += 1
+        t0 = time.perf_counter()
+        step()
+        best = min(best, time.perf_counter() - t0)
+    return flop / best
+
+
+def raw_loop(backend, qsl: SquadQSL, indices: np.ndarray, batcher: BatcherConfig) -> float:
+    """Seconds for the backend alone over the batches the SUT would form from ``indices`` (one query)."""
+    batches = plan_batches(qsl.lengths[indices], batcher, qsl.input_ids.shape[1])
+    t0 = time.perf_counter()
+    for b in batches:
+        sel = indices[b]
+        seq = padded_length(int(qsl.lengths[sel].max()), batcher.pad_to_multiple, qsl.input_ids.shape[1])
+        backend.predict(qsl.input_ids[sel, :seq], qsl.input_mask[sel, :seq], qsl.segment_ids[sel, :seq])
+    return time.perf_counter() - t0
+
+
+class RecordingSUT(BertSUT):
+    """Our SUT, also keeping the QSL indices LoadGen issued (so the raw loop can replay them)."""
+
+    def issue_queries(self, query_samples: list) -> None:
+        self.issued = np.array([q.index for q in query_samples], dtype=np.int64)
+        super().issue_queries(query_samples)
+
+
+def loadgen_run(backend, qsl: SquadQSL, sut_cfg: SUTConfig, outdir, *, samples: int = 0, duration_s: float = 0.001,
+                target_qps: float | None = None, expected_latency_ms: float | None = None) -> dict:
+    """One short LoadGen performance run (``quick`` rules) in ``sut_cfg.scenario``.
+
+    Offline: exactly ``samples`` samples in one query (same seeds every time, so every configuration gets the
+    same samples). Server: ``target_qps`` for ``duration_s``. SingleStream: ``duration_s`` of queries.
+    Returns samples/s, latency percentiles (ms), validity and the issued indices (Offline).
+    """
+    from mlperf_bert.logs.parse import perf_result, read_detail_log
+    from mlperf_bert.runner import _run_loadgen
+
+    lg_cfg = LoadGenConfig(scenario=sut_cfg.scenario, mode="performance", rules="quick",
+                           quick_duration_s=duration_s, min_query_count=max(1, samples),
+                           expected_qps=target_qps if target_qps else (1.0 if sut_cfg.scenario == "Offline" else None),
+                           expected_latency_ms=expected_latency_ms, performance_sample_count=qsl.count)
+    sut = _run_loadgen(backend, qsl, sut_cfg, lg_cfg, outdir, sut_class=RecordingSUT)
+    if sut.error is not None:
+        raise sut.error
+    res = perf_result(read_detail_log(outdir / "mlperf_log_detail.txt"))
+    return {"samples_per_second": res.samples_per_second, "valid": res.valid, "latency_ms": res.latency_ms,
+            "metric": res.metric_value, "issued": getattr(sut, "issued", None), "invalid": res.invalid_reasons}
+
+
+def reference_style_sut() -> SUTConfig:
+    """Batch 1, padded to 384, issue order (what the reference SUTs do)."""
+    return SUTConfig(scenario="Offline",
+                     batcher=BatcherConfig(max_batch_size=1, token_budget=None, sort_by_length=False,
+                                           pad_to_multiple=384),
+                     response_rows="full")
+
+
+def with_batcher(sut: SUTConfig, **kw) -> SUTConfig:
+    return dataclasses.replace(sut, batcher=dataclasses.replace(sut.batcher, **kw))
