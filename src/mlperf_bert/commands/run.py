@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mlperf_bert.commands.common import add_backend_args, add_data_args, data_paths, resolve_model
+from mlperf_bert.commands.common import add_backend_args, add_data_args, backend_config, data_paths
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -13,12 +13,20 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Run MLPerf BERT through LoadGen. Default: accuracy mode on all 10,833 dev "
                                    "features (F1/EM), then a performance run, with the ONNX Runtime backend "
                                    "and the small SQuAD model from ../shared.")
+    add_run_args(p)
+    p.set_defaults(func=main)
+
+
+def add_run_args(p: argparse.ArgumentParser, *, scenario: bool = True, mode: bool = True) -> None:
+    """The flags of ``run`` (data, backend, LoadGen, batching, output); ``find-peak`` reuses them."""
     add_data_args(p)
     add_backend_args(p)
     g = p.add_argument_group("LoadGen")
-    g.add_argument("--scenario", default="Offline", help="Offline | Server | SingleStream | MultiStream")
-    g.add_argument("--mode", default="both", choices=("accuracy", "performance", "both"),
-                   help="accuracy, performance, or both in that order (default: both)")
+    if scenario:
+        g.add_argument("--scenario", default="Offline", help="Offline | Server | SingleStream | MultiStream")
+    if mode:
+        g.add_argument("--mode", default="both", choices=("accuracy", "performance", "both"),
+                       help="accuracy, performance, or both in that order (default: both)")
     g.add_argument("--rules", default="current", choices=("current", "v1.0", "quick"),
                    help="current: LoadGen's built-in mlperf.conf; v1.0: MLPerf v1.0 seeds and minimums; "
                         "quick: short development run (default --duration 10 s), NOT valid for submission")
@@ -33,6 +41,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--min-query-count", type=int, help="override: minimum query count")
     g.add_argument("--performance-sample-count", type=int, help="override (default 10,833 from mlperf.conf)")
     g.add_argument("--no-probe", action="store_true", help="do not probe the backend to size the run")
+    g.add_argument("--trace", action="store_true",
+                   help="also write LoadGen's mlperf_log_trace.json (per-sample times; 'report' plots them)")
+    a = p.add_argument_group("accuracy target")
+    a.add_argument("--benchmark", default="bert-99", choices=("bert-99", "bert-99.9"),
+                   help="bert-99: F1 >= 99%% of the model's fp32 F1 (89.965 for the official model); "
+                        "bert-99.9: 99.9%% (default bert-99)")
+    a.add_argument("--reference-f1", type=float,
+                   help="fp32 F1 of a model mlperf-bert does not know (sets the target; known: official "
+                        "BERT-Large 90.874, minilm-l6-squad 78.912)")
     b = p.add_argument_group("batching")
     b.add_argument("--batch-size", type=int, default=32, help="most samples per batch (default 32)")
     b.add_argument("--token-budget", type=int, default=8192,
@@ -49,24 +66,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     o.add_argument("--run-name", help="run folder name (default: <utc time>-<backend>-<scenario>)")
     o.add_argument("--max-examples", type=int, help="only the first N questions (development)")
     o.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.set_defaults(func=main)
 
 
-def main(args: argparse.Namespace) -> int:
-    from mlperf_bert.backends.registry import BackendConfig, BackendRegistry
+def build_run_config(args: argparse.Namespace, *, scenario: str | None = None, modes: tuple | None = None,
+                     registry=None):
+    """The ``RunConfig`` the ``run`` flags describe (also used by ``find-peak``)."""
+    from mlperf_bert.backends.registry import BackendRegistry
     from mlperf_bert.logs.settings import LoadGenConfig
-    from mlperf_bert.report.terminal import print_run_summary
-    from mlperf_bert.runner import RunConfig, run_benchmark
+    from mlperf_bert.runner import RunConfig
+    from mlperf_bert.submission.benchmark import accuracy_target
     from mlperf_bert.sut.batcher import BatcherConfig
     from mlperf_bert.sut.sut import SUTConfig, check_scenario
 
-    scenario = check_scenario(args.scenario)
-    registry = BackendRegistry()
+    scenario = check_scenario(scenario or args.scenario)
+    registry = registry or BackendRegistry()
     registry.spec(args.backend)  # unknown backend -> one line before any work
     paths = data_paths(args)
-    options = {"precision": args.precision} if args.precision else {}
-    backend = BackendConfig(name=args.backend, model=resolve_model(args, paths.cache_dir), device=args.device,
-                            threads=args.threads, options=options)
+    backend = backend_config(args, paths.cache_dir)
     batcher = BatcherConfig(max_batch_size=args.batch_size, token_budget=args.token_budget or None,
                             sort_by_length=not args.no_sort, pad_to_multiple=args.pad_to_multiple,
                             server_max_wait_ms=args.server_max_wait_ms)
@@ -75,11 +91,22 @@ def main(args: argparse.Namespace) -> int:
                         expected_qps=args.target_qps, expected_latency_ms=args.expected_latency_ms,
                         quick_duration_s=args.duration, min_duration_s=args.min_duration,
                         max_duration_s=args.max_duration, min_query_count=args.min_query_count,
-                        performance_sample_count=args.performance_sample_count)
-    modes = ("accuracy", "performance") if args.mode == "both" else (args.mode,)
-    cfg = RunConfig(data=paths, backend=backend, sut=sut, loadgen=lgc, modes=modes, output_dir=args.output_dir,
-                    run_name=args.run_name, max_examples=args.max_examples, probe=not args.no_probe)
-    result = run_benchmark(cfg, registry=registry, progress=not args.no_progress,
+                        performance_sample_count=args.performance_sample_count, trace=args.trace)
+    if modes is None:
+        modes = ("accuracy", "performance") if args.mode == "both" else (args.mode,)
+    target = accuracy_target(args.benchmark, model=args.model or (backend.model if args.backend != "null" else None),
+                             reference_f1=args.reference_f1)
+    return RunConfig(data=paths, backend=backend, sut=sut, loadgen=lgc, modes=modes, output_dir=args.output_dir,
+                     run_name=args.run_name, max_examples=args.max_examples, probe=not args.no_probe,
+                     accuracy_target=target)
+
+
+def main(args: argparse.Namespace) -> int:
+    from mlperf_bert.report.terminal import print_run_summary
+    from mlperf_bert.runner import run_benchmark
+
+    cfg = build_run_config(args)
+    result = run_benchmark(cfg, progress=not args.no_progress,
                            on_event=lambda m: print(f"mlperf-bert: {m}", flush=True))
     print_run_summary(result, cfg)
     return 0

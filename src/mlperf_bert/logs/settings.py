@@ -66,6 +66,8 @@ class LoadGenConfig:
         performance_sample_count: QSL samples used in performance mode (None = 10,833 from mlperf.conf).
         seeds: explicit (qsl, sample_index, schedule) seeds, e.g. TEST05's; None = preset.
         audit_conf: an audit.config for compliance tests (TEST01/TEST05), or None.
+        trace: also write LoadGen's ``mlperf_log_trace.json`` (per-sample issue/complete times; the HTML
+            report draws its latency histogram and throughput-over-time plots from it).
     """
 
     scenario: str = "Offline"
@@ -81,6 +83,7 @@ class LoadGenConfig:
     performance_sample_count: int | None = None
     seeds: tuple[int, int, int] | None = None
     audit_conf: Path | None = None
+    trace: bool = False
 
     def __post_init__(self) -> None:
         check_rules(self.rules)

@@ -22,6 +22,10 @@ def print_run_summary(result, cfg, console: Console | None = None) -> None:
         a = result.accuracy
         t.add_row("accuracy", f"F1 {a.f1:.3f}  EM {a.exact_match:.3f}  "
                               f"({a.questions_scored:,} of {a.questions_total:,} questions)")
+    target = getattr(cfg, "accuracy_target", None)
+    if target is not None:
+        met = "" if result.accuracy is None else ("  met" if target.met(result.accuracy.f1) else "  NOT MET")
+        t.add_row("target", target.describe() + met)
     p = result.performance
     if p is not None:
         t.add_row("performance", f"{p.metric_name}: {p.metric_value:,.2f} {p.metric_unit}"

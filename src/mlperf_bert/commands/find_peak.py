@@ -1,0 +1,61 @@
+"""``mlperf-bert find-peak``: highest Server target QPS within 130 ms p99 (search + confirming run), or the
+Offline / SingleStream expected QPS / latency for user.conf."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from mlperf_bert.commands.run import add_run_args
+
+    p = sub.add_parser(
+        "find-peak", help="find the Server peak QPS (or Offline/SingleStream expected values)",
+        description="Server: probe the backend, bisect the target QPS with short LoadGen runs (p99 <= 130 ms), "
+                    "then confirm the best one with a longer run (>= 60 s for a real measurement; every rule "
+                    "but the 600 s minimum duration is checked). Offline/SingleStream: one short run gives "
+                    "the expected QPS / latency. Writes find_peak.json and a user.conf line.")
+    p.add_argument("--scenario", default="Server", choices=("Server", "Offline", "SingleStream"))
+    add_run_args(p, scenario=False, mode=False)
+    f = p.add_argument_group("search")
+    f.add_argument("--trial-duration", type=float, default=10.0, help="seconds per search run (default 10)")
+    f.add_argument("--confirm-duration", type=float, default=60.0, help="seconds of the confirming run (default 60)")
+    f.add_argument("--tolerance", type=float, default=0.05, help="stop when the bracket is this narrow (default 0.05)")
+    f.add_argument("--max-trials", type=int, default=8, help="most search runs (default 8)")
+    f.add_argument("--probe-seconds", type=float, default=3.0, help="throughput probe length (default 3)")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from mlperf_bert.commands.run import build_run_config
+    from mlperf_bert.finder import FinderConfig, find_peak_server, probe_expected
+
+    base = build_run_config(args, scenario=args.scenario, modes=("performance",))
+    say = lambda m: print(f"mlperf-bert: {m}", flush=True)  # noqa: E731
+    console = Console(highlight=False)
+    if args.scenario == "Server":
+        fc = FinderConfig(trial_s=args.trial_duration, confirm_s=args.confirm_duration, tolerance=args.tolerance,
+                          max_trials=args.max_trials, probe_s=args.probe_seconds)
+        res = find_peak_server(base, fc, name=args.run_name, progress=not args.no_progress, on_event=say)
+        for t in res.trials:
+            console.print(f"  trial {t.target_qps:9.2f} QPS  p99 {t.p99_ms:8.2f} ms  {'ok' if t.passed else 'fail'}")
+        for t in res.confirms:
+            console.print(f"  confirm {t.target_qps:7.2f} QPS  p99 {t.p99_ms:8.2f} ms  {'ok' if t.passed else 'fail'}"
+                          f"  ({t.run_dir})")
+        if not res.confirmed:
+            console.print(f"[red]no target QPS confirmed[/red] (probe {res.probe_qps:.1f} samples/s); see {res.folder}")
+            return 1
+        console.print(f"[green]Server peak: {res.value:.2f} QPS[/green] (p99 {res.confirms[-1].p99_ms:.1f} ms, "
+                      f"{args.confirm_duration:g} s confirming run)")
+        if res.only_duration_short:
+            console.print("The confirming run meets every validity rule of the current rules except the 600 s "
+                          "minimum duration.")
+        for r in res.rule_failures:
+            console.print(f"  not met: {r}")
+    else:
+        res = probe_expected(base, args.duration, name=args.run_name, progress=not args.no_progress, on_event=say)
+        console.print(f"[green]{args.scenario}: {res.value:.2f} {res.unit}[/green]")
+    console.print(f"user.conf: {res.user_conf}   (folder {res.folder})")
+    return 0

@@ -1,0 +1,300 @@
+"""Peak finders: the highest Server target QPS that meets the latency bound, and expected-QPS / latency
+probes for Offline and SingleStream.
+
+Server (``find_peak_server``): the backend's Offline-style throughput (``runner.probe_throughput`` with
+the run's batching) bounds what a Server run can sustain. Short LoadGen Server runs then bisect the
+target QPS: a trial passes when its 99th percentile latency is within 130 ms (REFERENCE.md §5) and
+LoadGen's latency constraint holds. The best passing QPS gets a confirming run (>= 60 s for a real
+measurement) under the ``current`` rules with the minimum duration shortened, which is checked with the
+checker's rules; if it misses the bound the QPS steps down by ``tolerance`` and confirms again.
+
+Offline / SingleStream (``probe_expected``): one short LoadGen run gives the samples/s or 90th percentile
+latency to put in user.conf (``bert.Offline.target_qps``, ``bert.SingleStream.target_latency``).
+
+Every LoadGen run is a normal run folder under ``<output_dir>/<name>/`` (``probe``, ``trial-NN-...``,
+``confirm-N-...``), next to ``find_peak.json`` and ``user.conf``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from mlperf_bert.errors import ConfigError
+from mlperf_bert.logs.parse import PerfResult, read_detail_log
+from mlperf_bert.logs.settings import SERVER_TARGET_LATENCY_NS
+
+FIND_PEAK_SCENARIOS = ("Server", "Offline", "SingleStream")
+
+
+@dataclass(frozen=True)
+class FinderConfig:
+    """Search settings.
+
+    Attributes:
+        trial_s: minimum duration of each search run, seconds.
+        confirm_s: minimum duration of the confirming run (>= 60 s for a real measurement).
+        tolerance: stop when the bracket (lo, hi) is narrower than ``tolerance * hi``; also the step down
+            after a failed confirmation.
+        max_trials: most search runs.
+        max_confirms: most confirming runs.
+        latency_bound_ms: Server 99th percentile bound (130 ms for BERT).
+        probe_s: seconds of the throughput probe that bounds the search.
+        start_fraction: first trial at this fraction of the probed throughput.
+    """
+
+    trial_s: float = 10.0
+    confirm_s: float = 60.0
+    tolerance: float = 0.05
+    max_trials: int = 8
+    max_confirms: int = 3
+    latency_bound_ms: float = SERVER_TARGET_LATENCY_NS / 1e6
+    probe_s: float = 3.0
+    start_fraction: float = 0.7
+
+    def __post_init__(self) -> None:
+        if not 0 < self.tolerance < 0.5:
+            raise ConfigError(f"--tolerance must be in (0, 0.5), got {self.tolerance}")
+        if self.max_trials < 1 or self.max_confirms < 1:
+            raise ConfigError("--max-trials and --max-confirms must be >= 1")
+        if self.trial_s <= 0 or self.confirm_s <= 0:
+            raise ConfigError("--trial-duration and --confirm-duration must be > 0")
+
+
+@dataclass
+class Trial:
+    """One LoadGen run of the search: target QPS, what LoadGen measured, and the verdict."""
+
+    target_qps: float
+    passed: bool
+    p99_ms: float
+    completed_qps: float
+    run_dir: str
+    reason: str = ""
+
+
+@dataclass
+class PeakResult:
+    """What a finder found.
+
+    Attributes:
+        scenario: Server, Offline or SingleStream.
+        value: Server: the confirmed target QPS; Offline: samples/s; SingleStream: 90th percentile ms.
+        unit: ``samples/s`` or ``ms``.
+        user_conf: the user.conf line to use.
+        folder: where the runs, find_peak.json and user.conf are.
+        probe_qps: throughput of the probe (Server: the search's upper bound).
+        trials / confirms: the search runs and the confirming runs.
+        confirmed: a confirming run met every rule checked (see ``rule_failures``).
+        rule_failures: validity rules the final run does not meet (short duration expected).
+        performance: the final run's headline.
+    """
+
+    scenario: str
+    value: float
+    unit: str
+    user_conf: str
+    folder: Path
+    probe_qps: float = 0.0
+    trials: list = field(default_factory=list)
+    confirms: list = field(default_factory=list)
+    confirmed: bool = False
+    rule_failures: list = field(default_factory=list)
+    performance: PerfResult | None = None
+
+    @property
+    def only_duration_short(self) -> bool:
+        """True when the final run meets every checked rule except the 600 s minimum duration."""
+        rest = [r for r in self.rule_failures if "min duration" not in r]
+        return self.confirmed and not rest
+
+
+def _memo(load_data: Callable | None) -> Callable:
+    if load_data is None:
+        from mlperf_bert.squad.cache import load_features as load_data
+    cache: dict = {}
+
+    def load(paths, squad, progress):
+        if "v" not in cache:
+            cache["v"] = load_data(paths, squad, progress)
+        return cache["v"]
+
+    return load
+
+
+def _trial_ok(perf: PerfResult, detail, bound_ms: float) -> tuple[bool, str]:
+    p99 = perf.latency_ms.get(99.0)
+    if p99 is None:
+        return False, "no 99th percentile in the log"
+    if p99 > bound_ms:
+        return False, f"p99 {p99:.1f} ms > {bound_ms:g} ms"
+    if detail.get("result_perf_constraints_met") is False:
+        return False, "LoadGen: latency constraint not met"
+    return True, f"p99 {p99:.1f} ms"
+
+
+def find_peak_server(base, finder: FinderConfig = FinderConfig(), *, name: str | None = None,
+                     registry=None, load_data: Callable | None = None, progress: bool = True,
+                     on_event: Callable[[str], None] | None = None) -> PeakResult:
+    """Search the highest Server target QPS whose p99 latency is within the bound, then confirm it.
+
+    Args:
+        base: ``runner.RunConfig`` for a Server run (backend, batching, data; its loadgen expected QPS,
+            modes and run name are replaced).
+        finder: search settings.
+        name: folder name under ``base.output_dir`` (default ``find-peak-<utc time>``).
+        registry / load_data / progress / on_event: as ``runner.run_benchmark``.
+
+    Returns:
+        ``PeakResult`` with the confirmed QPS (0 when even the lowest trial failed).
+    """
+    from mlperf_bert.backends.registry import BackendRegistry
+    from mlperf_bert.logs.settings import LoadGenConfig
+    from mlperf_bert.qsl.qsl import SquadQSL
+    from mlperf_bert.runner import probe_throughput, run_benchmark, subset_features
+    from mlperf_bert.submission.checker import performance_findings
+
+    if base.sut.scenario != "Server":
+        raise ConfigError(f"find_peak_server needs a Server run config, got {base.sut.scenario}")
+    say = on_event or (lambda m: None)
+    registry = registry or BackendRegistry()
+    load = _memo(load_data)
+    folder = Path(base.output_dir) / (name or time.strftime("find-peak-%Y%m%d-%H%M%S", time.gmtime()))
+    if folder.exists():
+        raise ConfigError(f"find-peak folder already exists: {folder}; pick another --run-name")
+    folder.mkdir(parents=True)
+
+    examples, features = subset_features(*load(base.data, base.squad, progress), base.max_examples)
+    backend = registry.load(base.backend)
+    try:
+        with SquadQSL(features) as qsl:
+            probe = probe_throughput(backend, qsl, base.sut, seconds=finder.probe_s)
+    finally:
+        backend.close()
+    upper = probe["samples_per_second"]
+    say(f"probe: {upper:.1f} samples/s with the Server batching; searching below that")
+    result = PeakResult("Server", 0.0, "samples/s", "", folder, probe_qps=upper)
+
+    def run(qps: float, seconds: float, run_name: str, rules: str, trace: bool):
+        lg = LoadGenConfig(scenario="Server", mode="performance", rules=rules, expected_qps=qps,
+                           quick_duration_s=seconds, min_duration_s=seconds if rules != "quick" else None,
+                           user_conf=base.loadgen.user_conf, trace=trace,
+                           performance_sample_count=base.loadgen.performance_sample_count)
+        cfg = dataclasses.replace(base, loadgen=lg, modes=("performance",), output_dir=folder,
+                                  run_name=run_name, probe=False)
+        res = run_benchmark(cfg, registry=registry, load_data=lambda *a: (examples, features), progress=False)
+        detail = read_detail_log(res.run_dir / "performance" / "mlperf_log_detail.txt")
+        return res, detail
+
+    lo, hi = 0.0, upper * 1.05
+    qps = upper * finder.start_fraction
+    bar = _progress(progress, finder.max_trials, "find-peak trials")
+    for i in range(finder.max_trials):
+        res, detail = run(qps, finder.trial_s, f"trial-{i + 1:02d}-{qps:.2f}qps", "quick", False)
+        ok, why = _trial_ok(res.performance, detail, finder.latency_bound_ms)
+        result.trials.append(Trial(qps, ok, res.performance.latency_ms.get(99.0, float("nan")),
+                                   res.performance.samples_per_second, res.run_dir.name, why))
+        say(f"trial {i + 1}: {qps:.2f} QPS -> {'ok' if ok else 'too slow'} ({why})")
+        if bar:
+            bar.update(1)
+        lo, hi = (qps, hi) if ok else (lo, qps)
+        if hi - lo <= finder.tolerance * hi:
+            break
+        qps = (lo + hi) / 2
+    if bar:
+        bar.close()
+
+    target = lo
+    for k in range(finder.max_confirms):
+        if target <= 0:
+            break
+        say(f"confirming {target:.2f} QPS for {finder.confirm_s:g} s ...")
+        res, detail = run(target, finder.confirm_s, f"confirm-{k + 1}-{target:.2f}qps", "current", True)
+        ok, why = _trial_ok(res.performance, detail, finder.latency_bound_ms)
+        findings = performance_findings(detail, "current", res.run_dir / "performance" / "mlperf_log_detail.txt",
+                                        root=folder)
+        failures = [f.message for f in findings if f.level == "fail"]
+        result.confirms.append(Trial(target, ok, res.performance.latency_ms.get(99.0, float("nan")),
+                                     res.performance.samples_per_second, res.run_dir.name, why))
+        result.performance = res.performance
+        result.rule_failures = failures
+        if ok and all("min duration" in f or "LoadGen result is" in f for f in failures) and \
+                _valid_but_duration(detail):
+            result.confirmed = True
+            break
+        say(f"confirming run at {target:.2f} QPS failed ({why}); stepping down {finder.tolerance * 100:g}%")
+        target *= 1 - finder.tolerance
+    result.value = result.confirms[-1].target_qps if result.confirmed else 0.0
+    result.user_conf = f"bert.Server.target_qps = {result.value:.2f}"
+    _write(result, finder)
+    return result
+
+
+def _valid_but_duration(detail) -> bool:
+    """LoadGen's own verdict, ignoring only a minimum duration we shortened on purpose."""
+    if detail.get("result_validity") == "VALID":
+        return True
+    return (detail.get("result_perf_constraints_met") is not False and detail.get("early_stopping_met") is not False
+            and detail.get("result_min_queries_met") is not False)
+
+
+def probe_expected(base, seconds: float = 10.0, *, name: str | None = None, registry=None,
+                   load_data: Callable | None = None, progress: bool = True,
+                   on_event: Callable[[str], None] | None = None) -> PeakResult:
+    """Offline samples/s or SingleStream 90th percentile latency from one short LoadGen run.
+
+    Args:
+        base: ``runner.RunConfig`` with scenario Offline or SingleStream.
+        seconds: minimum duration of the run.
+    """
+    from mlperf_bert.runner import run_benchmark
+
+    scenario = base.sut.scenario
+    if scenario not in ("Offline", "SingleStream"):
+        raise ConfigError(f"probe_expected supports Offline and SingleStream, got {scenario}")
+    folder = Path(base.output_dir) / (name or time.strftime(f"find-{scenario.lower()}-%Y%m%d-%H%M%S", time.gmtime()))
+    if folder.exists():
+        raise ConfigError(f"folder already exists: {folder}; pick another --run-name")
+    folder.mkdir(parents=True)
+    lg = dataclasses.replace(base.loadgen, mode="performance", rules="quick", quick_duration_s=seconds)
+    cfg = dataclasses.replace(base, loadgen=lg, modes=("performance",), output_dir=folder, run_name="probe",
+                              probe=True)
+    res = run_benchmark(cfg, registry=registry, load_data=load_data, progress=progress, on_event=on_event)
+    p = res.performance
+    if scenario == "Offline":
+        out = PeakResult("Offline", p.samples_per_second, "samples/s",
+                         f"bert.Offline.target_qps = {p.samples_per_second:.2f}", folder)
+    else:
+        lat = p.latency_ms.get(90.0, p.metric_value)
+        out = PeakResult("SingleStream", lat, "ms", f"bert.SingleStream.target_latency = {lat:.2f}", folder)
+    out.performance = p
+    out.confirmed = True
+    out.probe_qps = (res.probe or {}).get("samples_per_second", 0.0)
+    _write(out, None)
+    return out
+
+
+def _progress(enabled: bool, total: int, desc: str):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="run")
+
+
+def _write(result: PeakResult, finder: FinderConfig | None) -> None:
+    data = {
+        "scenario": result.scenario, "value": result.value, "unit": result.unit, "user_conf": result.user_conf,
+        "probe_qps": result.probe_qps, "confirmed": result.confirmed,
+        "only_duration_short": result.only_duration_short, "rule_failures": result.rule_failures,
+        "trials": [dataclasses.asdict(t) for t in result.trials],
+        "confirms": [dataclasses.asdict(t) for t in result.confirms],
+        "finder": dataclasses.asdict(finder) if finder else None,
+        "performance": result.performance.to_dict() if result.performance else None,
+    }
+    (result.folder / "find_peak.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
+    (result.folder / "user.conf").write_text(f"# found by mlperf-bert find-peak\n{result.user_conf}\n")

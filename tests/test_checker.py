@@ -1,0 +1,172 @@
+"""Checker rules on real LoadGen detail logs, truncation, and accuracy targets."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+import test_submission_support as sup
+from fakes import EchoBackend, synthetic_features
+from mlperf_bert.errors import ConfigError
+from mlperf_bert.logs.parse import read_detail_log
+from mlperf_bert.logs.settings import V1_0_SEEDS, LoadGenConfig
+from mlperf_bert.logs.truncate import (ELLIPSIS, read_hash, truncate_accuracy_log, verify_truncated,
+                                       write_accuracy_txt)
+from mlperf_bert.qsl.qsl import SquadQSL
+from mlperf_bert.runner import _run_loadgen
+from mlperf_bert.submission.benchmark import accuracy_target, identify_model
+from mlperf_bert.submission.checker import check_submission, performance_findings
+from mlperf_bert.sut.sut import SUTConfig
+
+
+@pytest.fixture(scope="module")
+def logs(tmp_path_factory):
+    """Short Offline and Server performance runs under the v1.0 and current rules (durations overridden)."""
+    base = tmp_path_factory.mktemp("logs")
+    _, feats = synthetic_features(100)
+    out = {}
+    with SquadQSL(feats) as qsl:
+        for rules in ("v1.0", "current"):
+            for scenario in ("Offline", "Server"):
+                cfg = LoadGenConfig(scenario=scenario, rules=rules, expected_qps=500, min_duration_s=0.2,
+                                    max_duration_s=1.0, min_query_count=1)
+                d = base / f"{rules}-{scenario}"
+                _run_loadgen(EchoBackend(), qsl, SUTConfig(scenario=scenario), cfg, d)
+                out[(rules, scenario)] = d / "mlperf_log_detail.txt"
+    return out
+
+
+def _levels(findings):
+    return sorted((f.level, f.message.split(" (")[0].split(";")[0]) for f in findings)
+
+
+def test_v1_0_run_fails_only_on_its_short_duration_and_counts(logs):
+    d = read_detail_log(logs[("v1.0", "Offline")])
+    assert (d.get("effective_qsl_rng_seed"), d.get("effective_sample_index_rng_seed"),
+            d.get("effective_schedule_rng_seed")) == V1_0_SEEDS
+    got = _levels(performance_findings(d, "v1.0", logs[("v1.0", "Offline")]))
+    spq = d.get("effective_samples_per_query")
+    want = [("fail", "min duration is 0.2 s, must be >= 600 s"),
+            ("fail", f"Offline query has {spq:,} samples, v1.0 rules need >= 24,576")]
+    if d.get("result_validity") != "VALID":
+        want.append(("fail", "LoadGen result is INVALID"))
+    assert got == sorted(want)
+    # the same log under quick: waived, and the v1.0 seeds are fine
+    assert {lvl for lvl, _ in _levels(performance_findings(d, "quick", logs[("v1.0", "Offline")]))} == {"waived"}
+
+
+def test_seed_rules(logs):
+    cur = read_detail_log(logs[("current", "Server")])
+    msgs = [f.message for f in performance_findings(cur, "v1.0", logs[("current", "Server")]) if f.level == "fail"]
+    assert any(m.startswith("seeds (qsl, sample_index, schedule) are (2085463073848966840,") and "v1.0 rules need"
+               in m for m in msgs)
+    assert not any("seeds" in f.message for f in performance_findings(cur, "current", logs[("current", "Server")]))
+    assert [f.level for f in performance_findings(cur, "quick", logs[("current", "Server")])
+            if "seeds" in f.message] == ["waived"]
+    # Server: 270,336 queries under v1.0, none (early stopping) under current
+    assert any("min query count is 1, v1.0 rules need >= 270,336 for Server" in m for m in msgs)
+
+
+def test_server_latency_bound_is_never_waived(logs, tmp_path):
+    src = logs[("current", "Server")]
+    lines = []
+    for line in src.read_text().splitlines():
+        if '"key": "result_99.00_percentile_latency_ns"' in line:
+            e = json.loads(line[9:])
+            e["value"] = 131_000_000
+            line = ":::MLLOG " + json.dumps(e)
+        lines.append(line)
+    bad = tmp_path / "mlperf_log_detail.txt"
+    bad.write_text("\n".join(lines) + "\n")
+    f = [x for x in performance_findings(read_detail_log(bad), "quick", bad) if "99th percentile" in x.message]
+    assert [(x.level, x.message) for x in f] == [("fail", "Server 99th percentile latency 131.0 ms > 130 ms")]
+
+
+def test_truncation_keeps_head_and_tail_and_hash(tmp_path):
+    full = tmp_path / "full.json"
+    body = b"[\n" + b"".join(b'{"seq_id": %d, "qsl_idx": %d, "data": "%s"},\n' % (i, i, b"AB" * 50)
+                             for i in range(400)) + b"]\n"
+    full.write_bytes(body)
+    small = tmp_path / "small.json"
+    t = truncate_accuracy_log(full, small)
+    assert t.truncated and t.full_size == len(body) and t.size == 8199
+    assert t.sha256 == hashlib.sha256(body).hexdigest()
+    assert small.read_bytes() == body[:4096] + ELLIPSIS + body[-4096:]
+    acc = tmp_path / "accuracy.txt"
+    write_accuracy_txt(acc, '{"exact_match": 1.0, "f1": 2.0}', t.sha256)
+    assert acc.read_text() == '{"exact_match": 1.0, "f1": 2.0}\n' + f"hash={t.sha256}\n"
+    assert read_hash(acc) == t.sha256
+    assert verify_truncated(small, full, t.sha256) == []
+    assert "has sha256" in verify_truncated(small, full, "f" * 64)[0]
+    tiny = tmp_path / "tiny.json"
+    tiny.write_bytes(b"[]\n")
+    t2 = truncate_accuracy_log(tiny, tmp_path / "tiny-out.json")
+    assert not t2.truncated and (tmp_path / "tiny-out.json").read_bytes() == b"[]\n"
+
+
+def test_accuracy_targets(shared):
+    official = accuracy_target("bert-99", model="downloads/model.onnx")
+    assert official.target_f1 == pytest.approx(89.96526) and official.official
+    assert accuracy_target("bert-99.9", model="x/model.pytorch").target_f1 == pytest.approx(90.783126)
+    small = accuracy_target("bert-99", model=shared / "models" / "minilm-l6-squad")
+    assert small.target_f1 == pytest.approx(78.12294086414858) and not small.official
+    assert accuracy_target("bert-99.9", model="minilm-l6-squad/model.safetensors").target_f1 == \
+        pytest.approx(78.83314941746)
+    assert accuracy_target("bert-99", model="/somewhere/my-model") is None
+    own = accuracy_target("bert-99", model="/somewhere/my-model", reference_f1=80.0)
+    assert own.target_f1 == pytest.approx(79.2) and own.source == "given with --reference-f1"
+    with pytest.raises(ConfigError, match="unknown benchmark 'bert-98'"):
+        accuracy_target("bert-98")
+    with pytest.raises(ConfigError, match="--reference-f1 must be"):
+        accuracy_target("bert-99", reference_f1=0.9e3)
+
+
+def test_exported_onnx_is_identified_by_its_manifest(tmp_path, shared):
+    onnx = tmp_path / "onnx" / "abc-opset17" / "model.onnx"
+    onnx.parent.mkdir(parents=True)
+    onnx.write_bytes(b"")
+    (onnx.parent / "model.onnx.json").write_text(json.dumps({"source": str(shared / "models" / "minilm-l6-squad")}))
+    assert identify_model(onnx).name == "minilm-l6-squad"  # not the official model.onnx
+
+
+def test_check_rejects_a_folder_that_is_no_tree(tmp_path):
+    rep = check_submission(tmp_path, "quick")
+    assert not rep.passed and rep.failures[0].message.startswith("no division folder")
+    with pytest.raises(ConfigError, match="unknown rules"):
+        check_submission(tmp_path, "v0.7")
+
+
+def test_edge_system_needs_singlestream(tmp_path, shared):
+    from mlperf_bert.submission.tree import SubmissionSpec, assemble_submission
+
+    run = sup.quick_run(tmp_path / "runs", shared)
+    tree = assemble_submission(SubmissionSpec(output=tmp_path / "t", submitter="s", system="b", runs=(run.run_dir,),
+                                              system_type="edge"))
+    rep = check_submission(tree.root, "quick", skip_compliance=True)
+    assert [str(f) for f in rep.failures] == [
+        "closed/s/results/b/bert-99/SingleStream: scenario SingleStream is required for a edge system"]
+    desc = Path(tree.root / "closed/s/systems/b.json")
+    data = json.loads(desc.read_text())
+    del data["cooling"]
+    data["status"] = "soon"
+    desc.write_text(json.dumps(data))
+    msgs = [str(f) for f in check_submission(tree.root, "quick", skip_compliance=True).failures]
+    assert "closed/s/systems/b.json: field 'cooling' is missing (add it with --system-json)" in msgs
+    assert "closed/s/systems/b.json: status 'soon' is not one of available, preview, rdi" in msgs
+
+
+def test_run_flags_set_the_accuracy_target_and_trace(shared):
+    from mlperf_bert.cli import build_parser
+    from mlperf_bert.commands.run import build_run_config
+
+    args = build_parser().parse_args(["run", "--backend", "null", "--benchmark", "bert-99.9", "--reference-f1", "80",
+                                      "--trace", "--rules", "quick"])
+    cfg = build_run_config(args)
+    assert cfg.accuracy_target.target_f1 == pytest.approx(79.92) and cfg.accuracy_target.benchmark == "bert-99.9"
+    assert cfg.loadgen.trace is True
+    args = build_parser().parse_args(["run", "--model", str(shared / "models" / "minilm-l6-squad"), "--backend",
+                                      "pytorch"])
+    assert build_run_config(args).accuracy_target.model == "minilm-l6-squad"

@@ -1,0 +1,81 @@
+"""find-peak: Server QPS bisection and confirmation, Offline / SingleStream probes (fake backends)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+import test_submission_support as sup
+from mlperf_bert.backends.registry import BackendConfig
+from mlperf_bert.config import DataPaths
+from mlperf_bert.errors import ConfigError
+from mlperf_bert.finder import FinderConfig, find_peak_server, probe_expected
+from mlperf_bert.logs.settings import LoadGenConfig
+from mlperf_bert.runner import RunConfig
+from mlperf_bert.sut.batcher import BatcherConfig
+from mlperf_bert.sut.sut import SUTConfig
+
+
+def _base(tmp_path, scenario="Server"):
+    return RunConfig(
+        data=DataPaths(dataset=tmp_path / "unused.json", vocab=tmp_path / "unused.txt", cache_dir=tmp_path),
+        backend=BackendConfig(name="oracle", options={"sleep_per_sample_s": 0.001}),
+        sut=SUTConfig(scenario=scenario, batcher=BatcherConfig(max_batch_size=8, server_max_wait_ms=2)),
+        loadgen=LoadGenConfig(scenario=scenario, rules="quick"), output_dir=tmp_path, modes=("performance",))
+
+
+def _find(tmp_path, **fc):
+    fc = FinderConfig(**{"trial_s": 0.3, "confirm_s": 1.5, "probe_s": 0.5, **fc})
+    return find_peak_server(_base(tmp_path), fc, name="peak", registry=sup.registry(),
+                            load_data=lambda *a: sup.data(), progress=False)
+
+
+def test_bisection_sequence_and_confirming_run(tmp_path):
+    """With a bound every trial meets, the search walks up deterministically from 70% of the probe."""
+    res = _find(tmp_path, latency_bound_ms=1e9)
+    u = res.probe_qps
+    assert u > 0
+    assert [round(t.target_qps / u, 6) for t in res.trials] == [0.7, 0.875, 0.9625, 1.00625]
+    assert all(t.passed for t in res.trials)
+    assert res.confirms and res.confirms[0].target_qps == res.trials[-1].target_qps
+    for k in range(1, len(res.confirms)):  # each failed confirmation steps down 5%
+        assert res.confirms[k].target_qps == pytest.approx(res.confirms[k - 1].target_qps * 0.95)
+    confirm_dir = res.folder / res.confirms[-1].run_dir / "performance"
+    assert (confirm_dir / "mlperf_log_trace.json").stat().st_size > 0  # the report can plot it
+    data = json.loads((res.folder / "find_peak.json").read_text())
+    assert data["value"] == res.value and len(data["trials"]) == 4
+    assert (res.folder / "user.conf").read_text().splitlines()[-1] == f"bert.Server.target_qps = {res.value:.2f}"
+    if res.confirmed:
+        assert res.value == res.confirms[-1].target_qps
+        assert res.only_duration_short
+        assert res.rule_failures == ["min duration is 1.5 s, must be >= 600 s"]
+
+
+def test_no_qps_confirmed_when_every_trial_misses_the_bound(tmp_path):
+    res = _find(tmp_path, latency_bound_ms=1e-6, max_trials=3)
+    assert [t.passed for t in res.trials] == [False, False, False]
+    u = res.probe_qps
+    assert [round(t.target_qps / u, 6) for t in res.trials] == [0.7, 0.35, 0.175]
+    assert res.confirms == [] and not res.confirmed and res.value == 0.0
+    assert "p99" in res.trials[0].reason and "> 1e-06 ms" in res.trials[0].reason
+
+
+@pytest.mark.parametrize("scenario,unit,key", [("Offline", "samples/s", "bert.Offline.target_qps"),
+                                               ("SingleStream", "ms", "bert.SingleStream.target_latency")])
+def test_expected_value_probes(tmp_path, scenario, unit, key):
+    base = dataclasses.replace(_base(tmp_path, scenario), backend=BackendConfig(name="oracle"))
+    res = probe_expected(base, 0.2, name="p", registry=sup.registry(), load_data=lambda *a: sup.data(),
+                         progress=False)
+    assert res.unit == unit and res.value > 0
+    assert res.user_conf == f"{key} = {res.value:.2f}"
+    p = res.performance
+    assert res.value == (p.samples_per_second if scenario == "Offline" else p.latency_ms[90.0])
+
+
+def test_finder_config_is_validated(tmp_path):
+    with pytest.raises(ConfigError, match="--tolerance"):
+        FinderConfig(tolerance=0.7)
+    with pytest.raises(ConfigError, match="needs a Server run config"):
+        find_peak_server(_base(tmp_path, "Offline"), FinderConfig(), registry=sup.registry())
