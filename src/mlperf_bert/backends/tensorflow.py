@@ -110,6 +110,8 @@ class TensorFlowBackend:
             config.inter_op_parallelism_threads = 1  # BERT is a chain of big ops; parallel ops only oversubscribe
         if not graph_optimizations:
             config.graph_options.rewrite_options.disable_meta_optimizer = True
+        if device not in ("auto", "cpu", "cuda"):
+            raise ConfigError(f"unknown device {device!r} for the tensorflow backend; use cpu, cuda or auto")
         if device == "cpu":
             config.device_count["GPU"] = 0
         elif device == "cuda" and not tf.config.list_physical_devices("GPU"):
@@ -175,16 +177,18 @@ class TensorFlowBackend:
     def _load_saved_model(self, path: Path, config):
         tf = self._tf
         if not (path / "saved_model.pb").is_file():
-            raise ModelError(f"{path} is a folder without saved_model.pb; pass a SavedModel folder or a .pb frozen graph")
+            raise ModelError(
+                f"{path} is a folder without saved_model.pb; pass a SavedModel folder or a .pb frozen graph"
+            )
         self._session = tf.compat.v1.Session(graph=self._graph, config=config)
         try:
             with self._graph.as_default(), _quiet_tf_logger(tf):
                 meta = tf.compat.v1.saved_model.loader.load(self._session, ["serve"], str(path))
         except Exception as exc:  # DecodeError, OpError (truncated variables), RuntimeError (no 'serve' tag)
             self.close()
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(
-                f"SavedModel {path} cannot be loaded ({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}); "
-                "it is truncated or incomplete, export it again"
+                f"SavedModel {path} cannot be loaded ({first}); it is truncated or incomplete, export it again"
             ) from None
         sig = meta.signature_def.get("serving_default")
         if sig is None:
@@ -198,7 +202,9 @@ class TensorFlowBackend:
             out_keys = ["start_logits", "end_logits"]
         else:
             self.close()
-            raise ModelError(f"SavedModel {path} outputs {sorted(outputs)}; expected 'logits' or start_logits/end_logits")
+            raise ModelError(
+                f"SavedModel {path} outputs {sorted(outputs)}; expected 'logits' or start_logits/end_logits"
+            )
         g = self._graph
         feeds = {c: g.get_tensor_by_name(sig.inputs[n].name) for c, n in names.items()}
         return feeds, [g.get_tensor_by_name(outputs[k].name) for k in out_keys]
@@ -263,7 +269,8 @@ class TensorFlowBackend:
         try:
             res = self._session.run(self._fetches, feed)
         except self._tf.errors.OpError as exc:
-            raise BackendFailure(f"TensorFlow failed on a batch of shape {chunk[0].shape}: {exc.message.splitlines()[0]}") from None
+            first = (exc.message or type(exc).__name__).splitlines()[0]
+            raise BackendFailure(f"TensorFlow failed on a batch of shape {chunk[0].shape}: {first}") from None
         logits = res[0] if len(res) == 1 else np.stack(res, axis=-1)  # [B, L, 2]
         if logits.ndim != 3 or logits.shape[-1] != 2:
             raise BackendFailure(f"model returned logits of shape {logits.shape}; expected [B, L, 2]")
