@@ -252,7 +252,8 @@ def run_benchmark(cfg: RunConfig, *, registry: BackendRegistry | None = None,
                     result.accuracy = evaluate_accuracy_log(
                         work_dir / mode / "mlperf_log_accuracy.json", examples, features,
                         load_vocab(cfg.data.vocab), cfg.squad, work_dir / mode)
-                    info["accuracy"] = result.accuracy
+                    info["accuracy"] = {k: v for k, v in dataclasses.asdict(result.accuracy).items()
+                                        if k != "predictions"}  # predictions.json holds those
                 else:
                     result.performance = perf_result(read_detail_log(work_dir / mode / "mlperf_log_detail.txt"))
                     info["performance"] = result.performance.to_dict()
