@@ -31,6 +31,8 @@ COMMANDS = (
     "check",
     "report",
     "bench",
+    "quantize",
+    "finetune",
 )
 
 

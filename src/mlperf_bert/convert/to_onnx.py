@@ -98,6 +98,7 @@ def export_onnx(model_path: Path, out_path: Path, opset: int = DEFAULT_OPSET, pa
         diff = float(np.abs(got - ref).max())
         if not diff <= parity_atol:
             raise ModelError(f"exported ONNX differs from PyTorch by {diff:.2e} (> {parity_atol:g}); not written")
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600
         os.replace(tmp, out_path)
     finally:
         if os.path.exists(tmp):
