@@ -3,23 +3,21 @@ official MLPerf ``model.pytorch`` state_dict with a ``bert_config.json`` beside 
 
 Weights load strictly: any missing or unexpected tensor name is an error listing all of them (the
 reference's ``strict=False`` silently ran with missing weights, REFERENCE.md §10). The only names tolerated
-without being used are listed in ``IGNORED_KEYS`` (the pooler, which QA never uses, and the
-``position_ids`` buffer older transformers versions saved).
+without being used are ``convert.names.HF_IGNORE_RULES`` (the pooler, which QA never uses, and the
+``position_ids`` buffer older transformers versions saved), the same list the TF converter applies.
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from mlperf_bert.backends.registry import BackendConfig
+from mlperf_bert.convert.names import HF_IGNORE_RULES, ignore_reason
 from mlperf_bert.errors import BackendFailure, ConfigError, ModelError
 
-#: Names a checkpoint may carry that BertForQuestionAnswering does not use.
-IGNORED_KEYS = re.compile(r"^(bert\.pooler\..*|bert\.embeddings\.position_ids)$")
 PRECISIONS = ("fp32", "bf16", "fp16")
 
 
@@ -87,7 +85,7 @@ def build_model(path: Path, attn_implementation: str = "sdpa"):
     sd = load_state_dict(path)
     model = BertForQuestionAnswering(config)
     expected = model.state_dict()
-    given = {k: v for k, v in sd.items() if not IGNORED_KEYS.match(k)}
+    given = {k: v for k, v in sd.items() if ignore_reason(k, HF_IGNORE_RULES) is None}
     missing = sorted(set(expected) - set(given))
     unexpected = sorted(set(given) - set(expected))
     misshaped = sorted(f"{k} {tuple(given[k].shape)} != {tuple(expected[k].shape)}"
