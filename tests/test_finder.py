@@ -11,7 +11,7 @@ import test_submission_support as sup
 from mlperf_bert.backends.registry import BackendConfig
 from mlperf_bert.config import DataPaths
 from mlperf_bert.errors import ConfigError
-from mlperf_bert.finder import FinderConfig, find_peak_server, probe_expected
+from mlperf_bert.finder import FinderConfig, _step_down, find_peak_server, probe_expected
 from mlperf_bert.logs.settings import LoadGenConfig
 from mlperf_bert.runner import RunConfig
 from mlperf_bert.sut.batcher import BatcherConfig
@@ -40,8 +40,10 @@ def test_bisection_sequence_and_confirming_run(tmp_path):
     assert [round(t.target_qps / u, 6) for t in res.trials] == [0.7, 0.875, 0.9625, 1.00625]
     assert all(t.passed for t in res.trials)
     assert res.confirms and res.confirms[0].target_qps == res.trials[-1].target_qps
-    for k in range(1, len(res.confirms)):  # each failed confirmation steps down 5%
-        assert res.confirms[k].target_qps == pytest.approx(res.confirms[k - 1].target_qps * 0.95)
+    for k in range(1, len(res.confirms)):  # each failed confirmation steps down by _step_down
+        prev = res.confirms[k - 1]
+        assert res.confirms[k].target_qps == pytest.approx(
+            prev.target_qps * _step_down(prev.p99_ms, FinderConfig(latency_bound_ms=1e9)))
     confirm_dir = res.folder / res.confirms[-1].run_dir / "performance"
     assert (confirm_dir / "mlperf_log_trace.json").stat().st_size > 0  # the report can plot it
     data = json.loads((res.folder / "find_peak.json").read_text())
@@ -51,6 +53,16 @@ def test_bisection_sequence_and_confirming_run(tmp_path):
         assert res.value == res.confirms[-1].target_qps
         assert res.only_duration_short
         assert res.rule_failures == ["min duration is 1.5 s, must be >= 600 s"]
+
+
+def test_step_down_after_failed_confirmation_follows_the_p99_overshoot():
+    fc = FinderConfig()  # bound 130 ms, tolerance 0.05
+    assert _step_down(260.0, fc) == pytest.approx(0.5)
+    assert _step_down(200.0, fc) == pytest.approx(0.65)
+    assert _step_down(520.0, fc) == pytest.approx(0.5)  # never below half
+    assert _step_down(131.0, fc) == pytest.approx(0.95)  # a near miss: the tolerance
+    assert _step_down(100.0, fc) == pytest.approx(0.95)  # failed for another reason
+    assert _step_down(float("nan"), fc) == pytest.approx(0.95)
 
 
 def test_no_qps_confirmed_when_every_trial_misses_the_bound(tmp_path):

@@ -6,7 +6,10 @@ the run's batching) bounds what a Server run can sustain. Short LoadGen Server r
 target QPS: a trial passes when its 99th percentile latency is within 130 ms (REFERENCE.md §5) and
 LoadGen's latency constraint holds. The best passing QPS gets a confirming run (>= 60 s for a real
 measurement) under the ``current`` rules with the minimum duration shortened, which is checked with the
-checker's rules; if it misses the bound the QPS steps down by ``tolerance`` and confirms again.
+checker's rules; if it misses the bound the QPS steps down (``_step_down``: in proportion to how far
+its p99 was over the bound, at least ``tolerance``) and confirms again. Short trials see few queries, so
+their p99 is close to their maximum and noisy; under Poisson arrivals a longer run sees more of the
+queueing tail, which is why a passing trial can fail its confirmation.
 
 Offline / SingleStream (``probe_expected``): one short LoadGen run gives the samples/s or 90th percentile
 latency to put in user.conf (``bert.Offline.target_qps``, ``bert.SingleStream.target_latency``).
@@ -38,10 +41,13 @@ class FinderConfig:
     Attributes:
         trial_s: minimum duration of each search run, seconds.
         confirm_s: minimum duration of the confirming run (>= 60 s for a real measurement).
-        tolerance: stop when the bracket (lo, hi) is narrower than ``tolerance * hi``; also the step down
-            after a failed confirmation.
+        tolerance: stop when the bracket (lo, hi) is narrower than ``tolerance * hi``; also the smallest
+            step down after a failed confirmation.
         max_trials: most search runs.
         max_confirms: most confirming runs.
+        confirm_queries: the confirming run also issues at least this many queries, so that LoadGen's
+            early-stopping estimate of the 99th percentile can pass: with no late query it needs 459
+            (0.99^n <= 0.01); 1,000 leaves room for a few late ones. At 3 QPS that is 333 s.
         latency_bound_ms: Server 99th percentile bound (130 ms for BERT).
         probe_s: seconds of the throughput probe that bounds the search.
         start_fraction: first trial at this fraction of the probed throughput.
@@ -51,7 +57,8 @@ class FinderConfig:
     confirm_s: float = 60.0
     tolerance: float = 0.05
     max_trials: int = 8
-    max_confirms: int = 3
+    max_confirms: int = 4
+    confirm_queries: int = 1000
     latency_bound_ms: float = SERVER_TARGET_LATENCY_NS / 1e6
     probe_s: float = 3.0
     start_fraction: float = 0.7
@@ -61,6 +68,8 @@ class FinderConfig:
             raise ConfigError(f"--tolerance must be in (0, 0.5), got {self.tolerance}")
         if self.max_trials < 1 or self.max_confirms < 1:
             raise ConfigError("--max-trials and --max-confirms must be >= 1")
+        if self.confirm_queries < 1:
+            raise ConfigError(f"--confirm-queries must be >= 1, got {self.confirm_queries}")
         if self.trial_s <= 0 or self.confirm_s <= 0:
             raise ConfigError("--trial-duration and --confirm-duration must be > 0")
 
@@ -137,6 +146,15 @@ def _trial_ok(perf: PerfResult, detail, bound_ms: float) -> tuple[bool, str]:
     return True, f"p99 {p99:.1f} ms"
 
 
+def _step_down(p99_ms: float, finder: FinderConfig) -> float:
+    """Factor for the next confirming QPS after a failed one: ``bound / p99`` clamped to
+    [0.5, 1 - tolerance] (a p99 of 260 ms against 130 ms halves the QPS; a near miss, or a failure
+    other than latency, steps down by ``tolerance``)."""
+    if not p99_ms > 0:  # NaN or missing
+        return 1 - finder.tolerance
+    return min(1 - finder.tolerance, max(0.5, finder.latency_bound_ms / p99_ms))
+
+
 def find_peak_server(base, finder: FinderConfig = FinderConfig(), *, name: str | None = None,
                      registry=None, load_data: Callable | None = None, progress: bool = True,
                      on_event: Callable[[str], None] | None = None) -> PeakResult:
@@ -179,9 +197,10 @@ def find_peak_server(base, finder: FinderConfig = FinderConfig(), *, name: str |
     say(f"probe: {upper:.1f} samples/s with the Server batching; searching below that")
     result = PeakResult("Server", 0.0, "samples/s", "", folder, probe_qps=upper)
 
-    def run(qps: float, seconds: float, run_name: str, rules: str, trace: bool):
+    def run(qps: float, seconds: float, run_name: str, rules: str, trace: bool, queries: int | None = None):
         lg = LoadGenConfig(scenario="Server", mode="performance", rules=rules, expected_qps=qps,
                            quick_duration_s=seconds, min_duration_s=seconds if rules != "quick" else None,
+                           min_query_count=queries,
                            user_conf=base.loadgen.user_conf, trace=trace,
                            performance_sample_count=base.loadgen.performance_sample_count)
         cfg = dataclasses.replace(base, loadgen=lg, modes=("performance",), output_dir=folder,
@@ -212,8 +231,10 @@ def find_peak_server(base, finder: FinderConfig = FinderConfig(), *, name: str |
     for k in range(finder.max_confirms):
         if target <= 0:
             break
-        say(f"confirming {target:.2f} QPS for {finder.confirm_s:g} s ...")
-        res, detail = run(target, finder.confirm_s, f"confirm-{k + 1}-{target:.2f}qps", "current", True)
+        seconds = max(finder.confirm_s, finder.confirm_queries / target)
+        say(f"confirming {target:.2f} QPS for {seconds:.0f} s (at least {finder.confirm_queries:,} queries) ...")
+        res, detail = run(target, finder.confirm_s, f"confirm-{k + 1}-{target:.2f}qps", "current", True,
+                          finder.confirm_queries)
         ok, why = _trial_ok(res.performance, detail, finder.latency_bound_ms)
         findings = performance_findings(detail, "current", res.run_dir / "performance" / "mlperf_log_detail.txt",
                                         root=folder)
@@ -226,8 +247,9 @@ def find_peak_server(base, finder: FinderConfig = FinderConfig(), *, name: str |
                 _valid_but_duration(detail):
             result.confirmed = True
             break
-        say(f"confirming run at {target:.2f} QPS failed ({why}); stepping down {finder.tolerance * 100:g}%")
-        target *= 1 - finder.tolerance
+        factor = _step_down(result.confirms[-1].p99_ms, finder)
+        say(f"confirming run at {target:.2f} QPS failed ({why}); stepping down {(1 - factor) * 100:.0f}%")
+        target *= factor
     result.value = result.confirms[-1].target_qps if result.confirmed else 0.0
     result.user_conf = f"bert.Server.target_qps = {result.value:.2f}"
     _write(result, finder)

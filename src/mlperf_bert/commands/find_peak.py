@@ -20,6 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     f = p.add_argument_group("search")
     f.add_argument("--trial-duration", type=float, default=10.0, help="seconds per search run (default 10)")
     f.add_argument("--confirm-duration", type=float, default=60.0, help="seconds of the confirming run (default 60)")
+    f.add_argument("--confirm-queries", type=int, default=1000,
+                   help="the confirming run issues at least this many queries, enough for LoadGen's early "
+                        "stopping on the 99th percentile (default 1000)")
     f.add_argument("--tolerance", type=float, default=0.05, help="stop when the bracket is this narrow (default 0.05)")
     f.add_argument("--max-trials", type=int, default=8, help="most search runs (default 8)")
     f.add_argument("--probe-seconds", type=float, default=3.0, help="throughput probe length (default 3)")
@@ -37,6 +40,7 @@ def main(args: argparse.Namespace) -> int:
     console = Console(highlight=False)
     if args.scenario == "Server":
         fc = FinderConfig(trial_s=args.trial_duration, confirm_s=args.confirm_duration, tolerance=args.tolerance,
+                          confirm_queries=args.confirm_queries,
                           max_trials=args.max_trials, probe_s=args.probe_seconds)
         res = find_peak_server(base, fc, name=args.run_name, progress=not args.no_progress, on_event=say)
         for t in res.trials:
