@@ -249,7 +249,8 @@ def test_ptq_manifest_and_integer_graph(ptq, small_list):
     out, manifest = ptq
     assert read_manifest(out) == manifest and manifest["method"] == "ptq"
     assert manifest["calibration"]["samples"] == 8 and not manifest["calibration"]["official_mlperf_list"]
-    assert manifest["settings"]["method"] == "percentile" and manifest["settings"]["percentile"] == 99.99
+    assert manifest["settings"]["method"] == "percentile" and manifest["settings"]["percentile"] == 99.999
+    assert manifest["settings"]["smoothquant"]["activations"] == 24
     assert manifest["results"]["quantized_weights"] == 36 and manifest["results"]["per_tensor_scales"]
     assert len(manifest["source_model"]["sha256"]) == 64 and manifest["versions"]["onnxruntime"]
     assert (out / "calibration_ranges.json").is_file()
@@ -299,3 +300,50 @@ def test_ptq_entropy_calibration_is_selectable(small_onnx, dev, calibration, tmp
     a, b = scales(tmp_path / "e"), scales(tmp_path / "p")
     assert a.keys() == b.keys() and sum(abs(a[k] - b[k]) > 1e-6 * b[k] for k in a) > len(a) // 2
     assert percentile["calibration"]["samples"] == 2
+
+
+# --- SmoothQuant before PTQ ------------------------------------------------------------------------
+def test_smoothquant_keeps_fp32_outputs_and_flattens_outlier_channels(small_onnx, dev, calibration, tmp_path):
+    """Rescaling activations by 1/s and weight rows by s is exact up to float rounding, and at alpha 0.5
+    it gives every channel the same range in the activation as in the weight (SmoothQuant eq. 4)."""
+    import copy
+
+    from mlperf_bert.quant.smooth import SMOOTH_SUFFIX, activation_channel_amax, smooth_model
+
+    feats = dev[1]
+    model, names = check_bert_onnx(small_onnx)
+    feeds = [dict(zip(names, a)) for a in calibration_inputs(feats, calibration.indices[:4])]
+    head = [n.name for n in model.graph.node if n.op_type == "MatMul"][-1]
+    original = copy.deepcopy(model)
+    report = smooth_model(model, feeds, alpha=0.5, exclude={head})
+    # per layer: Q/K/V input (one shared Mul), context, intermediate input, GELU output
+    assert len(report) == 6 * 4 and sum(len(t.matmuls) for t in report) == 6 * 6
+    assert sum(n.op_type == "Mul" and n.name.endswith(SMOOTH_SUFFIX + "/Mul") for n in model.graph.node) == 24
+    worst = max(report, key=lambda t: t.act_amax)  # the GELU output of some layer: one MatMul
+    assert len(worst.matmuls) == 1 and worst.act_amax_after < worst.act_amax / 2, worst
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    a = activation_channel_amax(original, [worst.activation], feeds)[worst.activation]
+    w = next(inits[n.input[1]] for n in model.graph.node if n.name == worst.matmuls[0])
+    inv_s = inits[worst.activation + SMOOTH_SUFFIX + "_inv_scale"]
+    np.testing.assert_allclose(a * inv_s, np.abs(w).max(axis=1), rtol=1e-4)
+    onnx.save(model, str(tmp_path / "smoothed.onnx"))
+    smoothed = OnnxRuntimeBackend(tmp_path / "smoothed.onnx", device="cpu", threads=1)
+    fp32 = OnnxRuntimeBackend(small_onnx, device="cpu", threads=1)
+    for i in (0, 5000, 10_832):
+        n = int(feats.lengths[i])
+        args = [a[i : i + 1, :n] for a in (feats.input_ids, feats.input_mask, feats.segment_ids)]
+        ref, got = fp32.predict(*args), smoothed.predict(*args)
+        assert np.abs(got - ref).max() < 2e-3, np.abs(got - ref).max()
+
+
+def test_ptq_with_smoothquant_is_still_per_tensor_int8(small_onnx, dev, calibration, tmp_path):
+    cal_path = tmp_path / "cal2.txt"
+    cal_path.write_text(f"{calibration.indices[0]}\n{calibration.indices[1]}\n")
+    cal = read_calibration_list(cal_path, len(dev[1]))
+    manifest = quantize_ptq(small_onnx, tmp_path / "s", dev[1], cal, PtqConfig(smooth_alpha=0.5))
+    sq = manifest["settings"]["smoothquant"]
+    assert sq["alpha"] == 0.5 and sq["activations"] == 24
+    assert sq["largest_activation_range_after"] < sq["largest_activation_range"] / 2
+    assert manifest["results"]["quantized_weights"] == 36 and manifest["results"]["per_tensor_scales"]
+    with pytest.raises(Exception, match="smooth-alpha"):
+        PtqConfig(smooth_alpha=1.5)

@@ -35,12 +35,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     g = p.add_argument_group("ptq")
     g.add_argument("--calibration-method", default="percentile", choices=("percentile", "entropy", "minmax", "max"),
-                   help="activation ranges: percentile (default, MLPerf 99.99), entropy (ptq), minmax (ptq) or "
-                        "max (qat)")
-    g.add_argument("--percentile", type=float, default=99.99, help="percentile of |x| (default 99.99)")
+                   help="activation ranges: percentile (default), entropy (ptq), minmax (ptq) or max (qat)")
+    g.add_argument("--percentile", type=float,
+                   help="percentile of |x| (default: ptq 99.999, qat 99.99 as in MLPerf's recipe)")
     g.add_argument("--activation-type", default="uint8", choices=("uint8", "int8"),
                    help="ptq activation storage: uint8 with zero point 128 (default; same symmetric grid, what "
                         "ORT's x86 integer kernels take) or int8 with zero point 0")
+    g.add_argument("--smooth-alpha", type=float, default=0.4, metavar="ALPHA",
+                   help="ptq: SmoothQuant migration strength in [0, 1] (default 0.4): moves per-channel "
+                        "activation outliers into the weights first; quantization stays per-tensor")
+    g.add_argument("--no-smooth", action="store_true",
+                   help="ptq: no SmoothQuant (MLPerf's plain positions; with --percentile 99.99 the MLPerf "
+                        "calibration without its fine-tuning)")
     g.add_argument("--exclude", action="append", default=[], metavar="NAME",
                    help="ptq: keep MatMul nodes whose name contains NAME in fp32 (repeatable)")
     t = p.add_argument_group("qat")
@@ -108,8 +114,10 @@ def main(args: argparse.Namespace) -> int:
     if args.method == "ptq":
         from mlperf_bert.quant.ptq import PtqConfig, quantize_ptq
 
-        cfg = PtqConfig(method=args.calibration_method, percentile=args.percentile,
-                        activation_type=args.activation_type, exclude=tuple(args.exclude))
+        cfg = PtqConfig(method=args.calibration_method,
+                        percentile=99.999 if args.percentile is None else args.percentile,
+                        activation_type=args.activation_type, exclude=tuple(args.exclude),
+                        smooth_alpha=None if args.no_smooth else args.smooth_alpha)
         fp32 = model
         if model.is_dir() or model.suffix in (".pytorch", ".bin", ".safetensors"):
             from mlperf_bert.convert.to_onnx import cached_onnx
@@ -126,7 +134,8 @@ def main(args: argparse.Namespace) -> int:
                             max_steps=args.max_steps, max_seconds=args.max_seconds, seed=args.seed,
                             precision=args.precision, save_every=args.save_every)
         job = QatJob(model=model, output=args.output, train_file=train_file, train=train,
-                     calibration_method=args.calibration_method, percentile=args.percentile,
+                     calibration_method=args.calibration_method,
+                     percentile=99.99 if args.percentile is None else args.percentile,
                      max_train_questions=args.max_train_questions, device=args.device, threads=args.threads,
                      resume=args.resume, cache_dir=paths.cache_dir)
         vocab = model / "vocab.txt" if (model / "vocab.txt").is_file() else paths.vocab
