@@ -132,6 +132,20 @@ def test_exported_onnx_is_identified_by_its_manifest(tmp_path, shared):
     assert identify_model(onnx).name == "minilm-l6-squad"  # not the official model.onnx
 
 
+def test_quantized_onnx_takes_its_fp32_source_target(tmp_path, shared):
+    """An int8 model from ``mlperf-bert quantize`` is judged against its fp32 source (bert-99: 99% of
+    78.912 for the small model), not against BERT-Large because its file is called model.onnx."""
+    onnx = tmp_path / "int8" / "model.onnx"
+    onnx.parent.mkdir()
+    onnx.write_bytes(b"")
+    (onnx.parent / "manifest.json").write_text(json.dumps(
+        {"method": "ptq", "source_model": {"path": str(shared / "models" / "minilm-l6-squad"), "sha256": "x"}}))
+    target = accuracy_target("bert-99", model=onnx)
+    assert target.model == "minilm-l6-squad" and target.target_f1 == pytest.approx(78.12294086414858)
+    (onnx.parent / "manifest.json").write_text("{truncated")
+    assert identify_model(onnx).name == "bert-large"  # unreadable manifest: falls back to the file name
+
+
 def test_check_rejects_a_folder_that_is_no_tree(tmp_path):
     rep = check_submission(tmp_path, "quick")
     assert not rep.passed and rep.failures[0].message.startswith("no division folder")

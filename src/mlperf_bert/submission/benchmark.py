@@ -98,7 +98,9 @@ def identify_model(model: Path | str | None) -> KnownModel | None:
     """The known model a path points at, or None.
 
     Recognised, in this order: an ONNX file exported by ``convert.to_onnx`` (its ``<file>.json``
-    manifest names the source model, which is looked up instead); a folder (or a file inside a folder)
+    manifest names the source model, which is looked up instead); a model written by ``mlperf-bert
+    quantize`` (the ``manifest.json`` beside it names the fp32 source: an int8 model's target is a
+    fraction of its fp32 source's F1); a folder (or a file inside a folder)
     named like a ``KNOWN_MODELS`` entry; an official artifact file name (``model.onnx``,
     ``model.pytorch``, ``model.pb``, ``model.ckpt-5474.*``, ``bert_large_v1_1_fake_quant.onnx``). File
     names are not proof: the md5 check of ``mlperf-bert models`` is.
@@ -111,6 +113,14 @@ def identify_model(model: Path | str | None) -> KnownModel | None:
         try:
             source = json.loads(manifest.read_text()).get("source")
         except (OSError, ValueError):
+            source = None
+        if source and Path(source) != path:
+            return identify_model(Path(source))
+    quant = path.parent / "manifest.json"
+    if path.suffix == ".onnx" and quant.is_file():  # written by mlperf-bert quantize
+        try:
+            source = (json.loads(quant.read_text()).get("source_model") or {}).get("path")
+        except (OSError, ValueError, AttributeError):
             source = None
         if source and Path(source) != path:
             return identify_model(Path(source))
