@@ -47,7 +47,9 @@ class FinderConfig:
         max_confirms: most confirming runs.
         confirm_queries: the confirming run also issues at least this many queries, so that LoadGen's
             early-stopping estimate of the 99th percentile can pass: with no late query it needs 459
-            (0.99^n <= 0.01); 1,000 leaves room for a few late ones. At 3 QPS that is 333 s.
+            (0.99^n <= 0.01); 1,000 leaves room for a few late ones. At 3 QPS that is 333 s. A
+            confirmation within the bound that misses only early stopping is repeated at the same QPS
+            with twice the queries.
         latency_bound_ms: Server 99th percentile bound (130 ms for BERT).
         probe_s: seconds of the throughput probe that bounds the search.
         start_fraction: first trial at this fraction of the probed throughput.
@@ -227,14 +229,13 @@ def find_peak_server(base, finder: FinderConfig = FinderConfig(), *, name: str |
     if bar:
         bar.close()
 
-    target = lo
+    target, queries = lo, finder.confirm_queries
     for k in range(finder.max_confirms):
         if target <= 0:
             break
-        seconds = max(finder.confirm_s, finder.confirm_queries / target)
-        say(f"confirming {target:.2f} QPS for {seconds:.0f} s (at least {finder.confirm_queries:,} queries) ...")
-        res, detail = run(target, finder.confirm_s, f"confirm-{k + 1}-{target:.2f}qps", "current", True,
-                          finder.confirm_queries)
+        seconds = max(finder.confirm_s, queries / target)
+        say(f"confirming {target:.2f} QPS for {seconds:.0f} s (at least {queries:,} queries) ...")
+        res, detail = run(target, finder.confirm_s, f"confirm-{k + 1}-{target:.2f}qps", "current", True, queries)
         ok, why = _trial_ok(res.performance, detail, finder.latency_bound_ms)
         findings = performance_findings(detail, "current", res.run_dir / "performance" / "mlperf_log_detail.txt",
                                         root=folder)
@@ -247,6 +248,13 @@ def find_peak_server(base, finder: FinderConfig = FinderConfig(), *, name: str |
                 _valid_but_duration(detail):
             result.confirmed = True
             break
+        if ok and detail.get("early_stopping_met") is False:
+            # p99 within the bound but too few queries for LoadGen's early-stopping estimate: the same
+            # QPS with twice the queries, not a lower QPS (which would give fewer queries per second).
+            queries *= 2
+            say(f"confirming run at {target:.2f} QPS met the bound ({why}) but not LoadGen's early stopping; "
+                f"again with {queries:,} queries")
+            continue
         factor = _step_down(result.confirms[-1].p99_ms, finder)
         say(f"confirming run at {target:.2f} QPS failed ({why}); stepping down {(1 - factor) * 100:.0f}%")
         target *= factor
