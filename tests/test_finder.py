@@ -91,3 +91,26 @@ def test_finder_config_is_validated(tmp_path):
         FinderConfig(tolerance=0.7)
     with pytest.raises(ConfigError, match="needs a Server run config"):
         find_peak_server(_base(tmp_path, "Offline"), FinderConfig(), registry=sup.registry())
+
+
+def test_confirmation_missing_only_early_stopping_reruns_same_qps_with_twice_the_queries(tmp_path, monkeypatch):
+    """LoadGen's early stopping needs more queries when a few are late; stepping the QPS down would give
+    fewer. The finder repeats the same QPS with 2x the queries instead."""
+    import mlperf_bert.finder as finder_mod
+
+    real = finder_mod.read_detail_log
+
+    def first_confirm_misses_early_stopping(path):
+        detail = real(path)
+        if "confirm-1-" in str(path):
+            detail = dataclasses.replace(detail, values={**detail.values, "early_stopping_met": False,
+                                                         "result_validity": "INVALID"})
+        return detail
+
+    monkeypatch.setattr(finder_mod, "read_detail_log", first_confirm_misses_early_stopping)
+    res = _find(tmp_path, latency_bound_ms=1e9, confirm_queries=40)
+    assert len(res.confirms) == 2 and res.confirms[1].target_qps == res.confirms[0].target_qps
+    assert res.confirms[0].passed and res.confirmed
+    second = real(res.folder / res.confirms[1].run_dir / "performance" / "mlperf_log_detail.txt")
+    first = real(res.folder / res.confirms[0].run_dir / "performance" / "mlperf_log_detail.txt")
+    assert first.get("effective_min_query_count") == 40 and second.get("effective_min_query_count") == 80
