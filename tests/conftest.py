@@ -31,3 +31,14 @@ def small_onnx(small_model, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("onnx") / "model.onnx"
     export_onnx(small_model, out)
     return out
+
+
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """One torch thread for a module: on 2 shared cores two threads per process make small ops much slower."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

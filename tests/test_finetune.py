@@ -32,13 +32,7 @@ def _encoder_dir() -> Path:
     return Path(pkg.__file__).resolve().parent / "model"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: on 2 shared cores two threads per process make small ops much slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")

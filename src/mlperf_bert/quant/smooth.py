@@ -140,10 +140,12 @@ def smooth_model(model, inputs: list[dict[str, np.ndarray]], alpha: float = 0.5,
         raise ModelError("no MatMul with a 2-D weight initializer to smooth; is this a BERT ONNX model?")
     act = activation_channel_amax(model, list(groups), inputs, threads)
     inits = {i.name: i for i in model.graph.initializer}
-    first_use = {}
+    first_use: dict[str, int] = {}
+    uses: dict[str, int] = defaultdict(int)
     for pos, node in enumerate(model.graph.node):
         for name in node.input:
             first_use.setdefault(name, pos)
+            uses[name] += 1
     report: list[SmoothedTensor] = []
     inserts: list[tuple[int, object]] = []
     for name, nodes in groups.items():
@@ -156,7 +158,7 @@ def smooth_model(model, inputs: list[dict[str, np.ndarray]], alpha: float = 0.5,
         s = np.power(np.maximum(a_max, 1e-5), alpha) / np.power(np.maximum(w_max, 1e-5), 1.0 - alpha)
         s = np.where((a_max > 0) & (w_max > 0), s, 1.0).astype(np.float32)
         for node, w in zip(nodes, weights):
-            shared = sum(1 for n in model.graph.node for x in n.input if x == node.input[1]) > 1
+            shared = uses[node.input[1]] > 1
             w_name = node.input[1] + (SMOOTH_SUFFIX if shared else "")
             scaled = numpy_helper.from_array((w * s[:, None]).astype(np.float32), w_name)
             if shared:  # a weight used elsewhere too gets its own scaled copy

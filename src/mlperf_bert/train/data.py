@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from mlperf_bert.config import SquadConfig
 from mlperf_bert.errors import ConfigError, DataError
+from mlperf_bert.squad.cache import file_sha256
 from mlperf_bert.squad.features import doc_spans
 from mlperf_bert.squad.tokenization import SPECIAL_TOKENS, load_vocab
 
@@ -264,14 +265,6 @@ def convert_train_features(examples: list[TrainExample], vocab_path: Path, cfg: 
     )
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def load_train_features(train_path: Path, vocab_path: Path, cfg: SquadConfig, cache_dir: Path | None,
                         max_questions: int | None = None, progress: bool = True
                         ) -> tuple[list[TrainExample], TrainFeatures]:
@@ -291,7 +284,8 @@ def load_train_features(train_path: Path, vocab_path: Path, cfg: SquadConfig, ca
     if not vocab_path.is_file():
         raise DataError(f"{vocab_path}: vocabulary not found; pass --vocab (the model's vocab.txt)")
     key = hashlib.sha256(json.dumps({
-        "format": FORMAT_VERSION, "train": _sha256(train_path), "vocab": _sha256(vocab_path),
+        "format": FORMAT_VERSION, "train": file_sha256(train_path, "training file"),
+        "vocab": file_sha256(vocab_path, "vocab"),
         "cfg": [cfg.max_seq_length, cfg.doc_stride, cfg.max_query_length, cfg.do_lower_case],
         "max_questions": max_questions, "tokenizers": tokenizers.__version__,
     }, sort_keys=True).encode()).hexdigest()
