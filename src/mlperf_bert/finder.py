@@ -11,6 +11,15 @@ its p99 was over the bound, at least ``tolerance``) and confirms again. Short tr
 their p99 is close to their maximum and noisy; under Poisson arrivals a longer run sees more of the
 queueing tail, which is why a passing trial can fail its confirmation.
 
+With one worker and batches of one (the fastest Server shape on a small CPU) the SUT is a single FIFO
+server, so the confirming QPS is planned instead of guessed: each trial's LoadGen trace gives the
+service time of every query (``logs.trace.fifo_service_times_ms``), and a simulation of Poisson
+arrivals over those service times (``predict_server_qps``) picks the highest QPS, at most the best
+trial's, whose run of ``confirm_queries`` queries passes LoadGen's early stopping
+(``logs.early_stopping``) with probability ``pass_probability``. A failed confirmation adds its own
+service times and re-plans below the failed QPS. The model only chooses where to measure; the verdict
+is always the confirming LoadGen run.
+
 Offline / SingleStream (``probe_expected``): one short LoadGen run gives the samples/s or 90th percentile
 latency to put in user.conf (``bert.Offline.target_qps``, ``bert.SingleStream.target_latency``).
 
@@ -27,9 +36,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from mlperf_bert.errors import ConfigError
 from mlperf_bert.logs.parse import PerfResult, read_detail_log
 from mlperf_bert.logs.settings import SERVER_TARGET_LATENCY_NS
+from mlperf_bert.logs.trace import fifo_service_times_ms, read_trace
 
 FIND_PEAK_SCENARIOS = ("Server", "Offline", "SingleStream")
 
@@ -53,6 +65,8 @@ class FinderConfig:
         latency_bound_ms: Server 99th percentile bound (130 ms for BERT).
         probe_s: seconds of the throughput probe that bounds the search.
         start_fraction: first trial at this fraction of the probed throughput.
+        pass_probability: with one worker and batches of one, the confirming QPS is the highest one whose
+            simulated run passes early stopping with this probability (``predict_server_qps``).
     """
 
     trial_s: float = 10.0
@@ -64,6 +78,7 @@ class FinderConfig:
     latency_bound_ms: float = SERVER_TARGET_LATENCY_NS / 1e6
     probe_s: float = 3.0
     start_fraction: float = 0.7
+    pass_probability: float = 0.9
 
     def __post_init__(self) -> None:
         if not 0 < self.tolerance < 0.5:
@@ -72,6 +87,8 @@ class FinderConfig:
             raise ConfigError("--max-trials and --max-confirms must be >= 1")
         if self.confirm_queries < 1:
             raise ConfigError(f"--confirm-queries must be >= 1, got {self.confirm_queries}")
+        if not 0 < self.pass_probability < 1:
+            raise ConfigError(f"--pass-probability must be in (0, 1), got {self.pass_probability}")
         if self.trial_s <= 0 or self.confirm_s <= 0:
             raise ConfigError("--trial-duration and --confirm-duration must be > 0")
 
@@ -103,6 +120,7 @@ class PeakResult:
         confirmed: a confirming run met every rule checked (see ``rule_failures``).
         rule_failures: validity rules the final run does not meet (short duration expected).
         performance: the final run's headline.
+        model: the queueing model's inputs and predictions (empty when it does not apply).
     """
 
     scenario: str
@@ -116,12 +134,73 @@ class PeakResult:
     confirmed: bool = False
     rule_failures: list = field(default_factory=list)
     performance: PerfResult | None = None
+    model: dict = field(default_factory=dict)
 
     @property
     def only_duration_short(self) -> bool:
         """True when the final run meets every checked rule except the 600 s minimum duration."""
         rest = [r for r in self.rule_failures if "min duration" not in r]
         return self.confirmed and not rest
+
+
+def _model_applies(sut) -> bool:
+    """The queueing model assumes one server taking queries one at a time in arrival order."""
+    return sut.workers == 1 and sut.batcher.max_batch_size == 1
+
+
+def server_pass_probability(service_ms: np.ndarray, qps: float, queries: int, bound_ms: float,
+                            reps: int = 200, seed: int = 0) -> float:
+    """Probability that a Server run passes LoadGen's early stopping, by simulation.
+
+    Model: Poisson arrivals at ``qps`` (LoadGen's Server schedule), one FIFO server whose service times
+    are drawn from ``service_ms`` (measured ones, see ``logs.trace.fifo_service_times_ms``); latency =
+    queueing + service (Lindley's recursion). A simulated run of ``queries`` queries passes when its count
+    of latencies over ``bound_ms`` is at most ``logs.early_stopping.max_overlatency(queries)``, which also
+    keeps its 99th percentile within the bound. Common random numbers (fixed ``seed``) make the result
+    non-increasing in ``qps``.
+
+    Args:
+        service_ms: float [M] measured service times, ms (M >= 1).
+        qps: target queries per second (> 0).
+        queries: queries per simulated run.
+        reps: simulated runs.
+
+    Returns:
+        Fraction of the simulated runs that pass, in [0, 1].
+    """
+    from mlperf_bert.logs.early_stopping import max_overlatency
+
+    allowed = max_overlatency(queries)
+    if allowed < 0 or qps <= 0:
+        return 0.0
+    rng = np.random.default_rng(seed)
+    gaps = rng.exponential(1000.0 / qps, size=(queries, reps))
+    service = np.asarray(service_ms, dtype=np.float64)[rng.integers(0, len(service_ms), size=(queries, reps))]
+    wait = np.zeros(reps)
+    late = np.zeros(reps, dtype=np.int64)
+    for i in range(queries):
+        latency = wait + service[i]
+        late += latency > bound_ms
+        if i + 1 < queries:
+            wait = np.maximum(latency - gaps[i + 1], 0.0)
+    return float(np.mean(late <= allowed))
+
+
+def predict_server_qps(service_ms: np.ndarray, queries: int, bound_ms: float, upper: float,
+                       pass_probability: float = 0.9, reps: int = 200, seed: int = 0) -> float:
+    """Highest target QPS in (0, ``upper``] whose simulated Server run of ``queries`` queries passes early
+    stopping with at least ``pass_probability`` (``server_pass_probability``), by bisection to 1%.
+    Returns 0.0 when none does (e.g. service times alone exceed the bound too often, or fewer than 459
+    queries)."""
+    reps = max(20, min(reps, 400_000 // max(queries, 1)))
+    ok = lambda q: server_pass_probability(service_ms, q, queries, bound_ms, reps, seed) >= pass_probability  # noqa: E731
+    if ok(upper):
+        return upper
+    lo, hi = 0.0, upper
+    while hi - lo > 0.01 * hi:
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if ok(mid) else (lo, mid)
+    return lo
 
 
 def _memo(load_data: Callable | None) -> Callable:
@@ -211,11 +290,27 @@ def find_peak_server(base, finder: FinderConfig = FinderConfig(), *, name: str |
         detail = read_detail_log(res.run_dir / "performance" / "mlperf_log_detail.txt")
         return res, detail
 
+    modelled = _model_applies(base.sut)
+    service: list[np.ndarray] = []  # per-run service times (ms) for the queueing model
+
+    def predict(queries: int, cap: float, why: str) -> float:
+        pool = np.concatenate(service)
+        q = predict_server_qps(pool, queries, finder.latency_bound_ms, cap, finder.pass_probability)
+        result.model = {"service_samples": int(pool.size), "service_ms_p50": float(np.percentile(pool, 50)),
+                        "service_ms_p99": float(np.percentile(pool, 99)),
+                        "predicted_qps": [*result.model.get("predicted_qps", []), q]}
+        say(f"queueing model ({pool.size:,} measured service times, p50 {np.percentile(pool, 50):.1f} ms, "
+            f"p99 {np.percentile(pool, 99):.1f} ms): {q:.2f} QPS passes early stopping over {queries:,} queries "
+            f"with probability >= {finder.pass_probability:g}{why}")
+        return q
+
     lo, hi = 0.0, upper * 1.05
     qps = upper * finder.start_fraction
     bar = _progress(progress, finder.max_trials, "find-peak trials")
     for i in range(finder.max_trials):
-        res, detail = run(qps, finder.trial_s, f"trial-{i + 1:02d}-{qps:.2f}qps", "quick", False)
+        res, detail = run(qps, finder.trial_s, f"trial-{i + 1:02d}-{qps:.2f}qps", "quick", modelled)
+        if modelled:
+            service.append(fifo_service_times_ms(read_trace(res.run_dir / "performance" / "mlperf_log_trace.json")))
         ok, why = _trial_ok(res.performance, detail, finder.latency_bound_ms)
         result.trials.append(Trial(qps, ok, res.performance.latency_ms.get(99.0, float("nan")),
                                    res.performance.samples_per_second, res.run_dir.name, why))
@@ -230,6 +325,8 @@ def find_peak_server(base, finder: FinderConfig = FinderConfig(), *, name: str |
         bar.close()
 
     target, queries = lo, finder.confirm_queries
+    if modelled and service:
+        target = predict(queries, lo if lo > 0 else hi, f" (best trial {lo:.2f} QPS)")
     for k in range(finder.max_confirms):
         if target <= 0:
             break
@@ -254,6 +351,11 @@ def find_peak_server(base, finder: FinderConfig = FinderConfig(), *, name: str |
             queries *= 2
             say(f"confirming run at {target:.2f} QPS met the bound ({why}) but not LoadGen's early stopping; "
                 f"again with {queries:,} queries")
+            continue
+        if modelled:
+            service.append(fifo_service_times_ms(read_trace(res.run_dir / "performance" / "mlperf_log_trace.json")))
+            say(f"confirming run at {target:.2f} QPS failed ({why}); re-planning with its service times")
+            target = predict(queries, target * (1 - finder.tolerance), " (capped below the failed QPS)")
             continue
         factor = _step_down(result.confirms[-1].p99_ms, finder)
         say(f"confirming run at {target:.2f} QPS failed ({why}); stepping down {(1 - factor) * 100:.0f}%")
@@ -323,7 +425,7 @@ def _write(result: PeakResult, finder: FinderConfig | None) -> None:
         "only_duration_short": result.only_duration_short, "rule_failures": result.rule_failures,
         "trials": [dataclasses.asdict(t) for t in result.trials],
         "confirms": [dataclasses.asdict(t) for t in result.confirms],
-        "finder": dataclasses.asdict(finder) if finder else None,
+        "finder": dataclasses.asdict(finder) if finder else None, "model": result.model,
         "performance": result.performance.to_dict() if result.performance else None,
     }
     (result.folder / "find_peak.json").write_text(json.dumps(data, indent=2, default=str) + "\n")

@@ -6,7 +6,6 @@ import argparse
 import dataclasses
 import json
 import tempfile
-import time
 from pathlib import Path
 
 from mlperf_bert.commands.common import add_data_args, data_paths, default_model

@@ -13,7 +13,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "find-peak", help="find the Server peak QPS (or Offline/SingleStream expected values)",
         description="Server: probe the backend, bisect the target QPS with short LoadGen runs (p99 <= 130 ms), "
                     "then confirm the best one with a longer run (>= 60 s for a real measurement; every rule "
-                    "but the 600 s minimum duration is checked). Offline/SingleStream: one short run gives "
+                    "but the 600 s minimum duration is checked). With --batch-size 1 and one worker, a queueing "
+                    "model over the measured service times picks the QPS to confirm. Offline/SingleStream: one short run gives "
                     "the expected QPS / latency. Writes find_peak.json and a user.conf line.")
     p.add_argument("--scenario", default="Server", choices=("Server", "Offline", "SingleStream"))
     add_run_args(p, scenario=False, mode=False)
@@ -25,6 +26,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "stopping on the 99th percentile (default 1000)")
     f.add_argument("--tolerance", type=float, default=0.05, help="stop when the bracket is this narrow (default 0.05)")
     f.add_argument("--max-trials", type=int, default=8, help="most search runs (default 8)")
+    f.add_argument("--max-confirms", type=int, default=4, help="most confirming runs (default 4)")
+    f.add_argument("--pass-probability", type=float, default=0.9,
+                   help="with --batch-size 1 and one worker, confirm at the highest QPS whose simulated run "
+                        "passes early stopping with this probability (default 0.9)")
     f.add_argument("--probe-seconds", type=float, default=3.0, help="throughput probe length (default 3)")
     p.set_defaults(func=main)
 
@@ -41,7 +46,8 @@ def main(args: argparse.Namespace) -> int:
     if args.scenario == "Server":
         fc = FinderConfig(trial_s=args.trial_duration, confirm_s=args.confirm_duration, tolerance=args.tolerance,
                           confirm_queries=args.confirm_queries,
-                          max_trials=args.max_trials, probe_s=args.probe_seconds)
+                          max_trials=args.max_trials, max_confirms=args.max_confirms,
+                          pass_probability=args.pass_probability, probe_s=args.probe_seconds)
         res = find_peak_server(base, fc, name=args.run_name, progress=not args.no_progress, on_event=say)
         for t in res.trials:
             console.print(f"  trial {t.target_qps:9.2f} QPS  p99 {t.p99_ms:8.2f} ms  {'ok' if t.passed else 'fail'}")

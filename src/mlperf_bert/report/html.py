@@ -6,11 +6,8 @@ get a side-by-side table. Plots are matplotlib SVG written into the page, so it 
 script to view.
 
 Per-sample data comes from LoadGen's trace (``mlperf_log_trace.json``, written when the run had
-``--trace``): each ``Sample`` begin event carries the sample's scheduled time (``ts``, microseconds
-from the test start) and ``complete_ns`` (scheduled -> completed, what LoadGen's latency statistics
-use). Completion time = ``ts + complete_ns``. The trace is not strict JSON as a whole (LogDetail
-arguments are double-quoted twice), so only the Sample lines are parsed. Without a trace the page shows
-the detail log's percentiles and says how to get the rest.
+``--trace``; parsed by ``logs.trace``). Without a trace the page shows the detail log's percentiles and
+says how to get the rest.
 """
 
 from __future__ import annotations
@@ -25,54 +22,7 @@ import numpy as np
 
 from mlperf_bert.errors import ConfigError, DataError
 from mlperf_bert.logs.parse import PerfResult, perf_result, read_detail_log
-
-SAMPLE_BEGIN = '{"name":"Sample","cat":"default","ph":"b"'
-
-
-@dataclass(frozen=True)
-class TraceSamples:
-    """Per-sample timing from a LoadGen trace.
-
-    Attributes:
-        scheduled_s: float64 [N] scheduled time of each sample, seconds from the test start.
-        latency_ms: float64 [N] scheduled -> completed, milliseconds.
-    """
-
-    scheduled_s: np.ndarray
-    latency_ms: np.ndarray
-
-    @property
-    def completed_s(self) -> np.ndarray:
-        """float64 [N] completion time, seconds from the test start."""
-        return self.scheduled_s + self.latency_ms / 1000.0
-
-    def __len__(self) -> int:
-        return int(self.latency_ms.shape[0])
-
-
-def read_trace(path: Path) -> TraceSamples:
-    """Parse the Sample events of ``mlperf_log_trace.json``.
-
-    Raises:
-        DataError: the file is missing or has no Sample events.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"LoadGen trace not found: {path}; run with --trace")
-    ts, lat = [], []
-    with path.open(encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            if not line.startswith(SAMPLE_BEGIN):
-                continue
-            try:
-                ev = json.loads(line.rstrip().rstrip(","))
-            except ValueError:
-                continue  # a line cut short at the end of a crashed run
-            ts.append(ev["ts"])
-            lat.append(ev["args"]["complete_ns"])
-    if not ts:
-        raise DataError(f"{path} holds no Sample events; is it a LoadGen trace?")
-    return TraceSamples(np.asarray(ts, dtype=np.float64) / 1e6, np.asarray(lat, dtype=np.float64) / 1e6)
+from mlperf_bert.logs.trace import TraceSamples, read_trace
 
 
 @dataclass

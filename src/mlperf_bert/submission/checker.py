@@ -37,7 +37,7 @@ from mlperf_bert.logs.parse import DetailLog, perf_result, read_detail_log
 from mlperf_bert.logs.settings import SERVER_TARGET_LATENCY_NS, V1_0_SEEDS
 from mlperf_bert.logs.truncate import MAX_ACCURACY_LOG_SIZE, read_hash, verify_truncated
 from mlperf_bert.submission.benchmark import (ACCURACY_FRACTION, BENCHMARKS, OFFICIAL_BERT_LARGE,
-                                              TEST01_F1_TOLERANCE, AccuracyTarget, identify_model)
+                                              TEST01_F1_TOLERANCE, AccuracyTarget)
 from mlperf_bert.submission.system import (ALL_SYSTEM_FIELDS, DIVISIONS, IMPLEMENTATION_FIELDS, VALID_STATUS,
                                            VALID_SYSTEM_TYPES)
 

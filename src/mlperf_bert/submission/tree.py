@@ -334,7 +334,7 @@ def _measurement_readme(bm: str, sc: str, e: _Entry, target: dict | None) -> str
              "Produced with mlperf-bert. To reproduce, run from the project checkout:", "",
              "```", _command_line(e.info_acc) + " --mode accuracy", _command_line(info) + " --mode performance", "```",
              "", f"- accuracy run: `{e.accuracy.name}`, performance run: `{e.performance.name}`",
-             f"- versions: " + ", ".join(f"{k} {val}" for k, val in v.items()),
+             "- versions: " + ", ".join(f"{k} {val}" for k, val in v.items()),
              f"- machine: {m.get('cpu', '?')}, {m.get('logical_cpus', '?')} logical CPUs, "
              f"{m.get('memory_gib', '?')} GiB, {m.get('os', '?')}"]
     if target:
