@@ -131,7 +131,7 @@ def test_batch_one_server_confirms_where_the_queueing_model_says(tmp_path):
     best = max([t.target_qps for t in res.trials if t.passed], default=0.0)
     model = json.loads((res.folder / "find_peak.json").read_text())["model"]
     assert model == res.model and model["service_samples"] > 0
-    assert 0 < model["service_ms_p50"] <= model["service_ms_p99"] < 20.0
+    assert 0 < model["service_ms_at_128"] < 20.0 and len(model["coef_ms"]) == 3
     assert res.confirms, "the model should find a QPS for a ~1 ms service time and a 20 ms bound"
     assert res.confirms[0].target_qps == model["predicted_qps"][0] <= (best or res.trials[-1].target_qps * 2)
     for k in range(1, len(res.confirms)):  # re-planned strictly below the failed QPS
@@ -140,15 +140,15 @@ def test_batch_one_server_confirms_where_the_queueing_model_says(tmp_path):
 
 
 def test_server_pass_probability_and_prediction():
-    from mlperf_bert.finder import predict_server_qps, server_pass_probability
+    from mlperf_bert.finder import ServiceTimeModel, predict_server_qps, server_pass_probability
 
-    service = np.full(100, 50.0)  # every query takes 50 ms: late only with two or more queued before it
+    service = ServiceTimeModel.empirical(np.full(100, 50.0))  # every query takes 50 ms: late only with two or more queued before it
     assert server_pass_probability(service, 0.1, 2000, 130.0) == 1.0
     assert server_pass_probability(service, 25.0, 2000, 130.0) == 0.0  # beyond 20 QPS the queue grows
-    assert server_pass_probability(np.full(10, 131.0), 0.01, 2000, 130.0) == 0.0  # service alone too slow
+    assert server_pass_probability(ServiceTimeModel.empirical(np.full(10, 131.0)), 0.01, 2000, 130.0) == 0.0  # service alone too slow
     assert server_pass_probability(service, 0.1, 458, 130.0) == 0.0  # too few queries for early stopping
     # even 100 ms of service is too much at 0.1 QPS: 0.7% of gaps are < 70 ms, ~14 late queries > 9 allowed
-    assert server_pass_probability(np.full(10, 100.0), 0.1, 2000, 130.0) < 0.5
+    assert server_pass_probability(ServiceTimeModel.empirical(np.full(10, 100.0)), 0.1, 2000, 130.0) < 0.5
     probs = [server_pass_probability(service, q, 2000, 130.0) for q in (1.0, 2.0, 3.0, 4.0, 5.0)]
     assert probs == sorted(probs, reverse=True) and probs[0] > 0.9 > probs[-1]
     q = predict_server_qps(service, 2000, 130.0, upper=20.0, pass_probability=0.9)
@@ -158,3 +158,17 @@ def test_server_pass_probability_and_prediction():
     assert predict_server_qps(service, 2000, 130.0, upper=0.2) == 0.2  # the cap passes: returned as is
     with pytest.raises(ConfigError, match="--pass-probability"):
         FinderConfig(pass_probability=1.0)
+
+
+def test_service_time_model_fits_length_and_draws_over_the_qsl_lengths():
+    from mlperf_bert.finder import ServiceTimeModel
+
+    lengths = np.array([100, 200, 300, 100, 200, 300])
+    fit = 1e-4 * lengths**2 + 0.2 * lengths + 5.0
+    model = ServiceTimeModel.fit(lengths, fit * np.array([1.1, 0.9, 1.0, 0.9, 1.1, 1.0]), lengths=np.array([384]))
+    assert model.mean_ms(384) == pytest.approx(1e-4 * 384**2 + 0.2 * 384 + 5.0, rel=1e-3)
+    np.testing.assert_allclose(np.sort(model.relative_residual), [-0.1, -0.1, 0, 0, 0.1, 0.1], atol=1e-3)
+    draws = model.draw(np.random.default_rng(0), (1000,))  # every draw is a 384-token one, +-10% or exact
+    assert set(np.round(draws / model.mean_ms(384), 2)) == {0.9, 1.0, 1.1}
+    flat = ServiceTimeModel.empirical(np.array([10.0, 30.0]))
+    assert set(flat.draw(np.random.default_rng(0), (100,))) == {10.0, 30.0}

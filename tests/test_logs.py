@@ -31,6 +31,6 @@ def test_fifo_service_times_remove_queueing():
     # scheduled at 0, 10, 15 ms (given out of order), completed at 20, 35, 45 ms: the second query waited
     # 10 ms for the first and held the server 15 ms; the third waited 20 ms and held it 10 ms
     trace = TraceSamples(np.array([0.010, 0.0, 0.015]), np.array([25.0, 20.0, 30.0]))
-    np.testing.assert_allclose(fifo_service_times_ms(trace), [20.0, 15.0, 10.0])
+    np.testing.assert_allclose(fifo_service_times_ms(trace), [15.0, 20.0, 10.0])  # in trace order
     idle = TraceSamples(np.array([0.0, 1.0]), np.array([5.0, 7.0]))  # no overlap: service = latency
     np.testing.assert_allclose(fifo_service_times_ms(idle), [5.0, 7.0])

@@ -13,9 +13,9 @@ queueing tail, which is why a passing trial can fail its confirmation.
 
 With one worker and batches of one (the fastest Server shape on a small CPU) the SUT is a single FIFO
 server, so the confirming QPS is planned instead of guessed: each trial's LoadGen trace gives the
-service time of every query (``logs.trace.fifo_service_times_ms``), and a simulation of Poisson
-arrivals over those service times (``predict_server_qps``) picks the highest QPS, at most the best
-trial's, whose run of ``confirm_queries`` queries passes LoadGen's early stopping
+service time of every query (``logs.trace.fifo_service_times_ms``), a quadratic in the feature's length
+plus the measured residuals models it over all QSL features (``ServiceTimeModel``), and a simulation of
+Poisson arrivals over it (``predict_server_qps``) picks the highest QPS, at most the best trial's, whose run of ``confirm_queries`` queries passes LoadGen's early stopping
 (``logs.early_stopping``) with probability ``pass_probability``. A failed confirmation adds its own
 service times and re-plans below the failed QPS. The model only chooses where to measure; the verdict
 is always the confirming LoadGen run.
@@ -148,19 +148,63 @@ def _model_applies(sut) -> bool:
     return sut.workers == 1 and sut.batcher.max_batch_size == 1
 
 
-def server_pass_probability(service_ms: np.ndarray, qps: float, queries: int, bound_ms: float,
+@dataclass(frozen=True)
+class ServiceTimeModel:
+    """Service time of one query (one feature, batch of one) as a function of its length, for the Server
+    queueing model: ``ms = (c2 * L^2 + c1 * L + c0) * (1 + relative_residual)``, with ``L`` drawn from the
+    QSL's feature lengths and the residual from the measured ones. Measured queries in short trials repeat
+    LoadGen's first samples (same seeds), so the length fit spreads them over every feature LoadGen can
+    pick. The noise is relative because it grows with length: on 2 AVX2 cores (int8, 3,000 queries) the
+    99th percentile of the absolute residual rose from 8 ms under 100 tokens to 27 ms at 370-384.
+
+    Attributes:
+        coef: (c2, c1, c0), ms per token^2, ms per token, ms.
+        relative_residual: float64 [M] measured service time / fit - 1.
+        lengths: int [K] real token counts of the QSL's features (what LoadGen samples from).
+    """
+
+    coef: tuple[float, float, float]
+    relative_residual: np.ndarray
+    lengths: np.ndarray
+
+    @classmethod
+    def fit(cls, measured_lengths: np.ndarray, service_ms: np.ndarray, lengths: np.ndarray) -> "ServiceTimeModel":
+        """Least-squares quadratic in length over measured (length, service ms) pairs (M >= 1)."""
+        x = np.asarray(measured_lengths, dtype=np.float64)
+        y = np.asarray(service_ms, dtype=np.float64)
+        coef = np.linalg.lstsq(np.stack([x * x, x, np.ones_like(x)], axis=1), y, rcond=None)[0]
+        fitted = np.maximum(np.polyval(coef, x), 1e-9)
+        return cls(tuple(float(c) for c in coef), y / fitted - 1.0, np.asarray(lengths))
+
+    @classmethod
+    def empirical(cls, service_ms: np.ndarray) -> "ServiceTimeModel":
+        """Service times drawn as measured, ignoring length (mean times measured / mean)."""
+        y = np.asarray(service_ms, dtype=np.float64)
+        return cls((0.0, 0.0, float(y.mean())), y / y.mean() - 1.0, np.zeros(1))
+
+    def mean_ms(self, length: float) -> float:
+        """Fitted service time of a feature of ``length`` tokens, ms."""
+        return float(np.polyval(self.coef, length))
+
+    def draw(self, rng: np.random.Generator, shape: tuple) -> np.ndarray:
+        """float64 ``shape`` random service times, ms (>= 0)."""
+        length = self.lengths[rng.integers(0, len(self.lengths), size=shape)].astype(np.float64)
+        noise = self.relative_residual[rng.integers(0, len(self.relative_residual), size=shape)]
+        return np.maximum(np.polyval(self.coef, length) * (1.0 + noise), 0.0)
+
+
+def server_pass_probability(service: ServiceTimeModel, qps: float, queries: int, bound_ms: float,
                             reps: int = 200, seed: int = 0) -> float:
     """Probability that a Server run passes LoadGen's early stopping, by simulation.
 
-    Model: Poisson arrivals at ``qps`` (LoadGen's Server schedule), one FIFO server whose service times
-    are drawn from ``service_ms`` (measured ones, see ``logs.trace.fifo_service_times_ms``); latency =
-    queueing + service (Lindley's recursion). A simulated run of ``queries`` queries passes when its count
-    of latencies over ``bound_ms`` is at most ``logs.early_stopping.max_overlatency(queries)``, which also
-    keeps its 99th percentile within the bound. Common random numbers (fixed ``seed``) make the result
-    non-increasing in ``qps``.
+    Model: Poisson arrivals at ``qps`` (LoadGen's Server schedule), one FIFO server with service times
+    from ``service``; latency = queueing + service (Lindley's recursion). A simulated run of ``queries``
+    queries passes when its count of latencies over ``bound_ms`` is at most
+    ``logs.early_stopping.max_overlatency(queries)``, which also keeps its 99th percentile within the
+    bound. Common random numbers (fixed ``seed``) make the result non-increasing in ``qps``.
 
     Args:
-        service_ms: float [M] measured service times, ms (M >= 1).
+        service: service-time model (``ServiceTimeModel.fit`` or ``.empirical``).
         qps: target queries per second (> 0).
         queries: queries per simulated run.
         reps: simulated runs.
@@ -175,25 +219,25 @@ def server_pass_probability(service_ms: np.ndarray, qps: float, queries: int, bo
         return 0.0
     rng = np.random.default_rng(seed)
     gaps = rng.exponential(1000.0 / qps, size=(queries, reps))
-    service = np.asarray(service_ms, dtype=np.float64)[rng.integers(0, len(service_ms), size=(queries, reps))]
+    times = service.draw(rng, (queries, reps))
     wait = np.zeros(reps)
     late = np.zeros(reps, dtype=np.int64)
     for i in range(queries):
-        latency = wait + service[i]
+        latency = wait + times[i]
         late += latency > bound_ms
         if i + 1 < queries:
             wait = np.maximum(latency - gaps[i + 1], 0.0)
     return float(np.mean(late <= allowed))
 
 
-def predict_server_qps(service_ms: np.ndarray, queries: int, bound_ms: float, upper: float,
+def predict_server_qps(service: ServiceTimeModel, queries: int, bound_ms: float, upper: float,
                        pass_probability: float = 0.9, reps: int = 200, seed: int = 0) -> float:
     """Highest target QPS in (0, ``upper``] whose simulated Server run of ``queries`` queries passes early
     stopping with at least ``pass_probability`` (``server_pass_probability``), by bisection to 1%.
     Returns 0.0 when none does (e.g. service times alone exceed the bound too often, or fewer than 459
     queries)."""
     reps = max(20, min(reps, 400_000 // max(queries, 1)))
-    ok = lambda q: server_pass_probability(service_ms, q, queries, bound_ms, reps, seed) >= pass_probability  # noqa: E731
+    ok = lambda q: server_pass_probability(service, q, queries, bound_ms, reps, seed) >= pass_probability  # noqa: E731
     if ok(upper):
         return upper
     lo, hi = 0.0, upper
@@ -291,17 +335,27 @@ def find_peak_server(base, finder: FinderConfig = FinderConfig(), *, name: str |
         return res, detail
 
     modelled = _model_applies(base.sut)
-    service: list[np.ndarray] = []  # per-run service times (ms) for the queueing model
+    measured: list[tuple[np.ndarray, np.ndarray]] = []  # (lengths, service ms) per run, for the model
+    qsl_lengths = features.input_mask.sum(axis=1)
+
+    def measure(run_dir: Path) -> None:
+        trace = read_trace(run_dir / "performance" / "mlperf_log_trace.json")
+        measured.append((qsl_lengths[trace.sample_idx], fifo_service_times_ms(trace)))
 
     def predict(queries: int, cap: float, why: str) -> float:
-        pool = np.concatenate(service)
-        q = predict_server_qps(pool, queries, finder.latency_bound_ms, cap, finder.pass_probability)
-        result.model = {"service_samples": int(pool.size), "service_ms_p50": float(np.percentile(pool, 50)),
-                        "service_ms_p99": float(np.percentile(pool, 99)),
+        lengths = np.concatenate([m[0] for m in measured])
+        times = np.concatenate([m[1] for m in measured])
+        model = ServiceTimeModel.fit(lengths, times, qsl_lengths)
+        q = predict_server_qps(model, queries, finder.latency_bound_ms, cap, finder.pass_probability)
+        longest = int(qsl_lengths.max())
+        resid = np.percentile(model.relative_residual, [1, 99])
+        result.model = {"service_samples": int(times.size), "coef_ms": list(model.coef),
+                        "service_ms_at_128": model.mean_ms(128), f"service_ms_at_{longest}": model.mean_ms(longest),
+                        "relative_residual_p1_p99": [float(r) for r in resid],
                         "predicted_qps": [*result.model.get("predicted_qps", []), q]}
-        say(f"queueing model ({pool.size:,} measured service times, p50 {np.percentile(pool, 50):.1f} ms, "
-            f"p99 {np.percentile(pool, 99):.1f} ms): {q:.2f} QPS passes early stopping over {queries:,} queries "
-            f"with probability >= {finder.pass_probability:g}{why}")
+        say(f"queueing model ({times.size:,} measured queries; service {model.mean_ms(128):.1f} ms at 128 tokens, "
+            f"{model.mean_ms(longest):.1f} ms at {longest}, noise p99 {resid[1]:+.0%}): {q:.2f} QPS passes "
+            f"early stopping over {queries:,} queries with probability >= {finder.pass_probability:g}{why}")
         return q
 
     lo, hi = 0.0, upper * 1.05
@@ -310,7 +364,7 @@ def find_peak_server(base, finder: FinderConfig = FinderConfig(), *, name: str |
     for i in range(finder.max_trials):
         res, detail = run(qps, finder.trial_s, f"trial-{i + 1:02d}-{qps:.2f}qps", "quick", modelled)
         if modelled:
-            service.append(fifo_service_times_ms(read_trace(res.run_dir / "performance" / "mlperf_log_trace.json")))
+            measure(res.run_dir)
         ok, why = _trial_ok(res.performance, detail, finder.latency_bound_ms)
         result.trials.append(Trial(qps, ok, res.performance.latency_ms.get(99.0, float("nan")),
                                    res.performance.samples_per_second, res.run_dir.name, why))
@@ -325,7 +379,7 @@ def find_peak_server(base, finder: FinderConfig = FinderConfig(), *, name: str |
         bar.close()
 
     target, queries = lo, finder.confirm_queries
-    if modelled and service:
+    if modelled and measured:
         target = predict(queries, lo if lo > 0 else hi, f" (best trial {lo:.2f} QPS)")
     for k in range(finder.max_confirms):
         if target <= 0:
@@ -353,7 +407,7 @@ def find_peak_server(base, finder: FinderConfig = FinderConfig(), *, name: str |
                 f"again with {queries:,} queries")
             continue
         if modelled:
-            service.append(fifo_service_times_ms(read_trace(res.run_dir / "performance" / "mlperf_log_trace.json")))
+            measure(res.run_dir)
             say(f"confirming run at {target:.2f} QPS failed ({why}); re-planning with its service times")
             target = predict(queries, target * (1 - finder.tolerance), " (capped below the failed QPS)")
             continue

@@ -27,10 +27,12 @@ class TraceSamples:
     Attributes:
         scheduled_s: float64 [N] scheduled time of each sample, seconds from the test start.
         latency_ms: float64 [N] scheduled -> completed, milliseconds.
+        sample_idx: int64 [N] QSL index of each sample (None when not given).
     """
 
     scheduled_s: np.ndarray
     latency_ms: np.ndarray
+    sample_idx: np.ndarray | None = None
 
     @property
     def completed_s(self) -> np.ndarray:
@@ -50,7 +52,7 @@ def read_trace(path: Path) -> TraceSamples:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"LoadGen trace not found: {path}; run with --trace")
-    ts, lat = [], []
+    ts, lat, idx = [], [], []
     with path.open(encoding="utf-8", errors="replace") as fh:
         for line in fh:
             if not line.startswith(SAMPLE_BEGIN):
@@ -61,19 +63,23 @@ def read_trace(path: Path) -> TraceSamples:
                 continue  # a line cut short at the end of a crashed run
             ts.append(ev["ts"])
             lat.append(ev["args"]["complete_ns"])
+            idx.append(ev["args"].get("sample_idx", -1))
     if not ts:
         raise DataError(f"{path} holds no Sample events; is it a LoadGen trace?")
-    return TraceSamples(np.asarray(ts, dtype=np.float64) / 1e6, np.asarray(lat, dtype=np.float64) / 1e6)
+    return TraceSamples(np.asarray(ts, dtype=np.float64) / 1e6, np.asarray(lat, dtype=np.float64) / 1e6,
+                        np.asarray(idx, dtype=np.int64))
 
 
 def fifo_service_times_ms(trace: TraceSamples) -> np.ndarray:
     """Service time of each sample of a run served one at a time in arrival order (a Server SUT with one
-    worker and batches of one), float64 [N] in ms: ``completed - max(scheduled, previous completed)``,
-    i.e. the time the sample held the server, queueing removed. Samples are ordered by scheduled time.
-    For other SUT shapes the values are not service times; callers must check the shape.
+    worker and batches of one), float64 [N] in ms, in trace order: ``completed - max(scheduled, previous
+    completed)`` with samples taken in scheduled order, i.e. the time the sample held the server, queueing
+    removed. For other SUT shapes the values are not service times; callers must check the shape.
     """
     order = np.argsort(trace.scheduled_s, kind="stable")
     start = trace.scheduled_s[order] * 1000.0
     done = trace.completed_s[order] * 1000.0
     prev_done = np.maximum.accumulate(np.concatenate(([-np.inf], done[:-1])))
-    return np.maximum(done - np.maximum(start, prev_done), 0.0)
+    out = np.empty_like(start)
+    out[order] = np.maximum(done - np.maximum(start, prev_done), 0.0)
+    return out
