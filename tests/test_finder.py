@@ -45,6 +45,7 @@ def test_bisection_sequence_and_confirming_run(tmp_path):
         prev = res.confirms[k - 1]
         assert res.confirms[k].target_qps == pytest.approx(
             prev.target_qps * _step_down(prev.p99_ms, FinderConfig(latency_bound_ms=1e9)))
+    assert res.performance.scheduled_s >= 1.5  # LoadGen's schedule spans at least the minimum duration
     confirm_dir = res.folder / res.confirms[-1].run_dir / "performance"
     assert (confirm_dir / "mlperf_log_trace.json").stat().st_size > 0  # the report can plot it
     data = json.loads((res.folder / "find_peak.json").read_text())

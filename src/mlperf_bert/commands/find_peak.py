@@ -57,8 +57,9 @@ def main(args: argparse.Namespace) -> int:
         if not res.confirmed:
             console.print(f"[red]no target QPS confirmed[/red] (probe {res.probe_qps:.1f} samples/s); see {res.folder}")
             return 1
+        p = res.performance
         console.print(f"[green]Server peak: {res.value:.2f} QPS[/green] (p99 {res.confirms[-1].p99_ms:.1f} ms, "
-                      f"{args.confirm_duration:g} s confirming run)")
+                      f"confirming run of {p.query_count:,} queries over {p.scheduled_s:.0f} s)")
         if res.only_duration_short:
             console.print("The confirming run meets every validity rule of the current rules except the 600 s "
                           "minimum duration.")

@@ -73,6 +73,10 @@ class PerfResult:
         latency_ms: percentile -> latency in ms (50, 90, 95, 97, 99, 99.9).
         invalid_reasons: why LoadGen said INVALID (empty when valid).
         errors: ERROR entries of the detail log.
+        query_count: queries LoadGen issued.
+        duration_s: the minimum duration the run was held to (``effective_min_duration_ms``), seconds.
+        scheduled_s: how long LoadGen's query schedule ran (``generated_query_duration``), seconds; longer
+            than ``duration_s`` when a minimum query count set the length.
     """
 
     scenario: str
@@ -87,6 +91,7 @@ class PerfResult:
     errors: list
     query_count: int
     duration_s: float
+    scheduled_s: float = 0.0
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -140,4 +145,5 @@ def perf_result(detail: DetailLog) -> PerfResult:
         errors=[str(e) for e in detail.errors],
         query_count=int(v.get("result_query_count", 0) or 0),
         duration_s=float(v.get("effective_min_duration_ms", 0)) / 1000.0,
+        scheduled_s=float(v.get("generated_query_duration", 0) or 0) / 1e9,
     )
