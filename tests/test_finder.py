@@ -112,12 +112,12 @@ def test_confirmation_missing_only_early_stopping_reruns_same_qps_with_twice_the
         return detail
 
     monkeypatch.setattr(finder_mod, "read_detail_log", first_confirm_misses_early_stopping)
-    res = _find(tmp_path, latency_bound_ms=1e9, confirm_queries=40)
+    res = _find(tmp_path, latency_bound_ms=1e9, confirm_queries=460)
     assert len(res.confirms) == 2 and res.confirms[1].target_qps == res.confirms[0].target_qps
     assert res.confirms[0].passed and res.confirmed
     second = real(res.folder / res.confirms[1].run_dir / "performance" / "mlperf_log_detail.txt")
     first = real(res.folder / res.confirms[0].run_dir / "performance" / "mlperf_log_detail.txt")
-    assert first.get("effective_min_query_count") == 40 and second.get("effective_min_query_count") == 80
+    assert first.get("effective_min_query_count") == 460 and second.get("effective_min_query_count") == 920
 
 
 def test_batch_one_server_confirms_where_the_queueing_model_says(tmp_path):
@@ -159,6 +159,8 @@ def test_server_pass_probability_and_prediction():
     assert predict_server_qps(service, 2000, 130.0, upper=0.2) == 0.2  # the cap passes: returned as is
     with pytest.raises(ConfigError, match="--pass-probability"):
         FinderConfig(pass_probability=1.0)
+    with pytest.raises(ConfigError, match="--confirm-queries must be >= 459"):
+        FinderConfig(confirm_queries=458)
 
 
 def test_service_time_model_fits_length_and_draws_over_the_qsl_lengths():
@@ -173,3 +175,18 @@ def test_service_time_model_fits_length_and_draws_over_the_qsl_lengths():
     assert set(np.round(draws / model.mean_ms(384), 2)) == {0.9, 1.0, 1.1}
     flat = ServiceTimeModel.empirical(np.array([10.0, 30.0]))
     assert set(flat.draw(np.random.default_rng(0), (100,))) == {10.0, 30.0}
+
+
+def test_batch_one_server_with_service_slower_than_the_bound_is_not_confirmed(tmp_path):
+    """Every fake query takes ~1 ms; against a 0.01 ms bound no QPS can pass, so the model says so and
+    no confirming run is spent."""
+    base = _base(tmp_path)
+    base = dataclasses.replace(base, sut=dataclasses.replace(base.sut, batcher=BatcherConfig(max_batch_size=1)))
+    events: list[str] = []
+    res = find_peak_server(base, FinderConfig(trial_s=0.3, probe_s=0.5, max_trials=2, latency_bound_ms=0.01),
+                           name="peak", registry=sup.registry(), load_data=lambda *a: sup.data(), progress=False,
+                           on_event=events.append)
+    assert [t.passed for t in res.trials] == [False, False]
+    assert res.model["predicted_qps"] == [0.0] and res.confirms == [] and not res.confirmed and res.value == 0.0
+    model_line = next(e for e in events if e.startswith("queueing model"))
+    assert "no QPS up to" in model_line and "service times alone are too often over 0.01 ms" in model_line

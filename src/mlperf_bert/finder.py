@@ -39,6 +39,7 @@ from typing import Callable
 import numpy as np
 
 from mlperf_bert.errors import ConfigError
+from mlperf_bert.logs.early_stopping import max_overlatency, min_queries
 from mlperf_bert.logs.parse import PerfResult, read_detail_log
 from mlperf_bert.logs.settings import SERVER_TARGET_LATENCY_NS
 from mlperf_bert.logs.trace import fifo_service_times_ms, read_trace
@@ -59,9 +60,9 @@ class FinderConfig:
         max_confirms: most confirming runs.
         confirm_queries: the confirming run also issues at least this many queries, so that LoadGen's
             early-stopping estimate of the 99th percentile can pass: with no late query it needs 459
-            (0.99^n <= 0.01); 1,000 leaves room for a few late ones. At 3 QPS that is 333 s. A
-            confirmation within the bound that misses only early stopping is repeated at the same QPS
-            with twice the queries.
+            (0.99^n <= 0.01, the least allowed); 1,000 allow 2 late ones, 2,000 allow 9 (0.45%), so longer
+            runs can run closer to the bound. At 2 QPS 2,000 queries take 1,000 s. A confirmation within
+            the bound that misses only early stopping is repeated at the same QPS with twice the queries.
         latency_bound_ms: Server 99th percentile bound (130 ms for BERT).
         probe_s: seconds of the throughput probe that bounds the search.
         start_fraction: first trial at this fraction of the probed throughput.
@@ -74,7 +75,7 @@ class FinderConfig:
     tolerance: float = 0.05
     max_trials: int = 8
     max_confirms: int = 4
-    confirm_queries: int = 1000
+    confirm_queries: int = 2000
     latency_bound_ms: float = SERVER_TARGET_LATENCY_NS / 1e6
     probe_s: float = 3.0
     start_fraction: float = 0.7
@@ -85,8 +86,9 @@ class FinderConfig:
             raise ConfigError(f"--tolerance must be in (0, 0.5), got {self.tolerance}")
         if self.max_trials < 1 or self.max_confirms < 1:
             raise ConfigError("--max-trials and --max-confirms must be >= 1")
-        if self.confirm_queries < 1:
-            raise ConfigError(f"--confirm-queries must be >= 1, got {self.confirm_queries}")
+        if self.confirm_queries < min_queries(0):
+            raise ConfigError(f"--confirm-queries must be >= {min_queries(0)} (LoadGen's early stopping needs "
+                              f"that many Server queries even with none late), got {self.confirm_queries}")
         if not 0 < self.pass_probability < 1:
             raise ConfigError(f"--pass-probability must be in (0, 1), got {self.pass_probability}")
         if self.trial_s <= 0 or self.confirm_s <= 0:
@@ -212,8 +214,6 @@ def server_pass_probability(service: ServiceTimeModel, qps: float, queries: int,
     Returns:
         Fraction of the simulated runs that pass, in [0, 1].
     """
-    from mlperf_bert.logs.early_stopping import max_overlatency
-
     allowed = max_overlatency(queries)
     if allowed < 0 or qps <= 0:
         return 0.0
@@ -353,9 +353,13 @@ def find_peak_server(base, finder: FinderConfig = FinderConfig(), *, name: str |
                         "service_ms_at_128": model.mean_ms(128), f"service_ms_at_{longest}": model.mean_ms(longest),
                         "relative_residual_p1_p99": [float(r) for r in resid],
                         "predicted_qps": [*result.model.get("predicted_qps", []), q]}
+        verdict = (f"{q:.2f} QPS passes early stopping over {queries:,} queries with probability >= "
+                   f"{finder.pass_probability:g}{why}" if q > 0 else
+                   f"no QPS up to {cap:.2f} passes early stopping over {queries:,} queries with probability >= "
+                   f"{finder.pass_probability:g} (service times alone are too often over "
+                   f"{finder.latency_bound_ms:g} ms); not confirming")
         say(f"queueing model ({times.size:,} measured queries; service {model.mean_ms(128):.1f} ms at 128 tokens, "
-            f"{model.mean_ms(longest):.1f} ms at {longest}, noise p99 {resid[1]:+.0%}): {q:.2f} QPS passes "
-            f"early stopping over {queries:,} queries with probability >= {finder.pass_probability:g}{why}")
+            f"{model.mean_ms(longest):.1f} ms at {longest}, noise p99 {resid[1]:+.0%}): {verdict}")
         return q
 
     lo, hi = 0.0, upper * 1.05
