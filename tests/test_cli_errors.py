@@ -72,3 +72,35 @@ def test_bad_flag_value_is_argparse_error(capsys):
     with pytest.raises(SystemExit) as e:
         main(["run", "--rules", "v2"])
     assert e.value.code == 2
+
+
+def test_corrupt_onnx_with_the_transformer_optimizer(tmp_path, capsys):
+    bad = tmp_path / "model.onnx"
+    bad.write_bytes(b"\x08\x07garbage, not a protobuf" * 10)
+    rc, err = _run(["run", "--model", str(bad), "--cache-dir", str(tmp_path), "--output-dir", str(tmp_path),
+                    "--mode", "accuracy", "--max-examples", "2"], capsys)
+    assert rc == 2 and f"cannot load {bad}" in err and "not an ONNX model" in err
+
+
+def test_report_of_a_file(tmp_path, capsys):
+    f = tmp_path / "x.txt"
+    f.write_text("hi")
+    rc, err = _run(["report", str(f)], capsys)
+    assert rc == 2 and err.endswith(f"{f} is not a run folder (no run.json)")
+
+
+@pytest.mark.parametrize("flag,value,message", [
+    ("--output-dir", "FILE", "is a file, not a folder"),
+    ("--run-name", "../escape", "--run-name must be a plain folder name"),
+])
+def test_bad_output_location(tmp_path, capsys, flag, value, message):
+    f = tmp_path / "file.txt"
+    f.write_text("x")
+    rc, err = _run(["run", flag, str(f) if value == "FILE" else value], capsys)
+    assert rc == 2 and message in err
+
+
+def test_find_peak_confirm_queries_below_early_stopping_floor(capsys):
+    rc, err = _run(["find-peak", "--scenario", "Server", "--confirm-queries", "100"], capsys)
+    assert rc == 2 and err.endswith("--confirm-queries must be >= 459 (LoadGen's early stopping needs that many "
+                                    "Server queries even with none late), got 100")

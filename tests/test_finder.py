@@ -41,17 +41,18 @@ def test_bisection_sequence_and_confirming_run(tmp_path):
     assert [round(t.target_qps / u, 6) for t in res.trials] == [0.7, 0.875, 0.9625, 1.00625]
     assert all(t.passed for t in res.trials)
     assert res.confirms and res.confirms[0].target_qps == res.trials[-1].target_qps
-    for k in range(1, len(res.confirms)):  # each failed confirmation steps down by _step_down
-        prev = res.confirms[k - 1]
-        assert res.confirms[k].target_qps == pytest.approx(
-            prev.target_qps * _step_down(prev.p99_ms, FinderConfig(latency_bound_ms=1e9)))
+    for k in range(1, len(res.confirms)):  # each failed confirmation steps down by _step_down, or, when only
+        prev = res.confirms[k - 1]        # early stopping failed, repeats the QPS with more queries
+        stepped = prev.target_qps * _step_down(prev.p99_ms, FinderConfig(latency_bound_ms=1e9))
+        assert res.confirms[k].target_qps in (pytest.approx(stepped), prev.target_qps)
+        assert prev.passed or res.confirms[k].target_qps == pytest.approx(stepped)
     assert res.performance.scheduled_s >= 1.5  # LoadGen's schedule spans at least the minimum duration
     confirm_dir = res.folder / res.confirms[-1].run_dir / "performance"
     assert (confirm_dir / "mlperf_log_trace.json").stat().st_size > 0  # the report can plot it
     data = json.loads((res.folder / "find_peak.json").read_text())
     assert data["value"] == res.value and len(data["trials"]) == 4
-    assert (res.folder / "user.conf").read_text().splitlines()[-1] == f"bert.Server.target_qps = {res.value:.2f}"
     if res.confirmed:
+        assert (res.folder / "user.conf").read_text().splitlines()[-1] == f"bert.Server.target_qps = {res.value:.2f}"
         assert res.value == res.confirms[-1].target_qps
         assert res.only_duration_short
         assert res.rule_failures == ["min duration is 1.5 s, must be >= 600 s"]
@@ -74,6 +75,9 @@ def test_no_qps_confirmed_when_every_trial_misses_the_bound(tmp_path):
     assert [round(t.target_qps / u, 6) for t in res.trials] == [0.7, 0.35, 0.175]
     assert res.confirms == [] and not res.confirmed and res.value == 0.0
     assert "p99" in res.trials[0].reason and "> 1e-06 ms" in res.trials[0].reason
+    assert res.reason.startswith("every trial missed the 1e-06 ms bound, down to ")
+    assert res.user_conf == "" and not (res.folder / "user.conf").exists()  # no value, no user.conf line
+    assert json.loads((res.folder / "find_peak.json").read_text())["reason"] == res.reason
 
 
 @pytest.mark.parametrize("scenario,unit,key", [("Offline", "samples/s", "bert.Offline.target_qps"),
@@ -190,3 +194,17 @@ def test_batch_one_server_with_service_slower_than_the_bound_is_not_confirmed(tm
     assert res.model["predicted_qps"] == [0.0] and res.confirms == [] and not res.confirmed and res.value == 0.0
     model_line = next(e for e in events if e.startswith("queueing model"))
     assert "no QPS up to" in model_line and "service times alone are too often over 0.01 ms" in model_line
+    assert "no trial passed; capped at the lowest tried" not in model_line  # the not-confirming wording wins
+    assert res.reason.startswith("the queueing model found no QPS whose 2,000-query run would pass")
+
+
+def test_service_time_model_never_falls_with_length():
+    from mlperf_bert.finder import ServiceTimeModel
+
+    # a dip in the middle makes the least-squares quadratic fall at the short end: a line is used
+    bent = ServiceTimeModel.fit(np.array([100, 150, 200, 250, 300]), np.array([40.0, 30.0, 30.0, 40.0, 60.0]),
+                                lengths=np.array([20, 384]))
+    assert bent.coef[0] == 0.0 and bent.coef[1] > 0 and bent.mean_ms(20) < bent.mean_ms(384)
+    # service falling with length (noise on a few points): the mean, flat
+    flat = ServiceTimeModel.fit(np.array([100, 120, 140]), np.array([50.0, 45.0, 40.0]), lengths=np.array([20, 384]))
+    assert flat.coef == (0.0, 0.0, 45.0)

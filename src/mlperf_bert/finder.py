@@ -14,9 +14,10 @@ queueing tail, which is why a passing trial can fail its confirmation.
 With one worker and batches of one (the fastest Server shape on a small CPU) the SUT is a single FIFO
 server, so the confirming QPS is planned instead of guessed: each trial's LoadGen trace gives the
 service time of every query (``logs.trace.fifo_service_times_ms``), a quadratic in the feature's length
-plus the measured residuals models it over all QSL features (``ServiceTimeModel``), and a simulation of
-Poisson arrivals over it (``predict_server_qps``) picks the highest QPS, at most the best trial's, whose run of ``confirm_queries`` queries passes LoadGen's early stopping
-(``logs.early_stopping``) with probability ``pass_probability``. A failed confirmation adds its own
+times the measured relative noise models it over all QSL features (``ServiceTimeModel``), and a
+simulation of Poisson arrivals over it (``predict_server_qps``) picks the highest QPS whose run of
+``confirm_queries`` queries passes LoadGen's early stopping (``logs.early_stopping``) with probability
+``pass_probability``, capped at the best passing trial (at the lowest failed one when none passed). A failed confirmation adds its own
 service times and re-plans below the failed QPS. The model only chooses where to measure; the verdict
 is always the confirming LoadGen run.
 
@@ -85,7 +86,8 @@ class FinderConfig:
         if not 0 < self.tolerance < 0.5:
             raise ConfigError(f"--tolerance must be in (0, 0.5), got {self.tolerance}")
         if self.max_trials < 1 or self.max_confirms < 1:
-            raise ConfigError("--max-trials and --max-confirms must be >= 1")
+            raise ConfigError(f"--max-trials and --max-confirms must be >= 1, got {self.max_trials} and "
+                              f"{self.max_confirms}")
         if self.confirm_queries < min_queries(0):
             raise ConfigError(f"--confirm-queries must be >= {min_queries(0)} (LoadGen's early stopping needs "
                               f"that many Server queries even with none late), got {self.confirm_queries}")
@@ -123,6 +125,7 @@ class PeakResult:
         rule_failures: validity rules the final run does not meet (short duration expected).
         performance: the final run's headline.
         model: the queueing model's inputs and predictions (empty when it does not apply).
+        reason: why nothing was confirmed (empty when confirmed).
     """
 
     scenario: str
@@ -137,6 +140,7 @@ class PeakResult:
     rule_failures: list = field(default_factory=list)
     performance: PerfResult | None = None
     model: dict = field(default_factory=dict)
+    reason: str = ""
 
     @property
     def only_duration_short(self) -> bool:
@@ -171,10 +175,16 @@ class ServiceTimeModel:
 
     @classmethod
     def fit(cls, measured_lengths: np.ndarray, service_ms: np.ndarray, lengths: np.ndarray) -> "ServiceTimeModel":
-        """Least-squares quadratic in length over measured (length, service ms) pairs (M >= 1)."""
+        """Least-squares fit over measured (length, service ms) pairs (M >= 1): a quadratic in length; a
+        line when the quadratic falls anywhere over ``lengths`` (few or clustered measurements make it
+        bend); the mean when the line falls too. Longer features never get a shorter service time."""
         x = np.asarray(measured_lengths, dtype=np.float64)
         y = np.asarray(service_ms, dtype=np.float64)
+        span = (float(np.min(lengths)), float(np.max(lengths)))
         coef = np.linalg.lstsq(np.stack([x * x, x, np.ones_like(x)], axis=1), y, rcond=None)[0]
+        if min(2 * coef[0] * span[0] + coef[1], 2 * coef[0] * span[1] + coef[1]) < 0:  # slope at both ends
+            line = np.linalg.lstsq(np.stack([x, np.ones_like(x)], axis=1), y, rcond=None)[0]
+            coef = np.array([0.0, *line]) if line[0] >= 0 else np.array([0.0, 0.0, y.mean()])
         fitted = np.maximum(np.polyval(coef, x), 1e-9)
         return cls(tuple(float(c) for c in coef), y / fitted - 1.0, np.asarray(lengths))
 
@@ -384,7 +394,9 @@ def find_peak_server(base, finder: FinderConfig = FinderConfig(), *, name: str |
 
     target, queries = lo, finder.confirm_queries
     if modelled and measured:
-        target = predict(queries, lo if lo > 0 else hi, f" (best trial {lo:.2f} QPS)")
+        target = predict(queries, lo if lo > 0 else hi,
+                         f" (capped at the best trial, {lo:.2f} QPS)" if lo > 0 else
+                         f" (no trial passed; capped at the lowest tried, {hi:.2f} QPS)")
     for k in range(finder.max_confirms):
         if target <= 0:
             break
@@ -419,9 +431,25 @@ def find_peak_server(base, finder: FinderConfig = FinderConfig(), *, name: str |
         say(f"confirming run at {target:.2f} QPS failed ({why}); stepping down {(1 - factor) * 100:.0f}%")
         target *= factor
     result.value = result.confirms[-1].target_qps if result.confirmed else 0.0
-    result.user_conf = f"bert.Server.target_qps = {result.value:.2f}"
+    result.user_conf = f"bert.Server.target_qps = {result.value:.2f}" if result.confirmed else ""
+    if not result.confirmed:
+        result.reason = _why_not_confirmed(result, finder, modelled)
     _write(result, finder)
     return result
+
+
+def _why_not_confirmed(result: PeakResult, finder: FinderConfig, modelled: bool) -> str:
+    """One line: why the search ended without a confirmed QPS, and what to try."""
+    if result.confirms:
+        last = result.confirms[-1]
+        return (f"{len(result.confirms)} confirming run(s) failed, the last at {last.target_qps:.2f} QPS "
+                f"({last.reason}); allow more with --max-confirms")
+    if modelled:
+        return (f"the queueing model found no QPS whose {finder.confirm_queries:,}-query run would pass LoadGen's "
+                f"early stopping (see its line above); more --confirm-queries allow more late queries")
+    lowest = min(result.trials, key=lambda t: t.target_qps)
+    return (f"every trial missed the {finder.latency_bound_ms:g} ms bound, down to {lowest.target_qps:.2f} QPS "
+            f"({lowest.reason}); on a CPU try --batch-size 1 --server-max-wait-ms 0")
 
 
 def _valid_but_duration(detail) -> bool:
@@ -479,7 +507,7 @@ def _progress(enabled: bool, total: int, desc: str):
 def _write(result: PeakResult, finder: FinderConfig | None) -> None:
     data = {
         "scenario": result.scenario, "value": result.value, "unit": result.unit, "user_conf": result.user_conf,
-        "probe_qps": result.probe_qps, "confirmed": result.confirmed,
+        "probe_qps": result.probe_qps, "confirmed": result.confirmed, "reason": result.reason,
         "only_duration_short": result.only_duration_short, "rule_failures": result.rule_failures,
         "trials": [dataclasses.asdict(t) for t in result.trials],
         "confirms": [dataclasses.asdict(t) for t in result.confirms],
@@ -487,4 +515,5 @@ def _write(result: PeakResult, finder: FinderConfig | None) -> None:
         "performance": result.performance.to_dict() if result.performance else None,
     }
     (result.folder / "find_peak.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
-    (result.folder / "user.conf").write_text(f"# found by mlperf-bert find-peak\n{result.user_conf}\n")
+    if result.user_conf:  # nothing to put in a user.conf when no value was confirmed
+        (result.folder / "user.conf").write_text(f"# found by mlperf-bert find-peak\n{result.user_conf}\n")

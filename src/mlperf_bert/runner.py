@@ -70,6 +70,12 @@ class RunConfig:
             raise ConfigError(f"LoadGen scenario {self.loadgen.scenario} != SUT scenario {self.sut.scenario}")
         if self.max_examples is not None and self.max_examples < 1:
             raise ConfigError(f"--max-examples must be >= 1, got {self.max_examples}")
+        if self.run_name is not None and (self.run_name in ("", ".", "..") or "/" in self.run_name
+                                          or "\\" in self.run_name):
+            raise ConfigError(f"--run-name must be a plain folder name (no '/' or '..'), got {self.run_name!r}")
+        out = Path(self.output_dir)
+        if out.exists() and not out.is_dir():
+            raise ConfigError(f"--output-dir {out} is a file, not a folder")
 
 
 @dataclass

@@ -211,7 +211,11 @@ def transformer_optimized(model_path: Path, cache_dir: Path, parity_atol: float 
     out = Path(cache_dir) / "onnx-optimized" / f"{h.hexdigest()[:16]}-ort{ort.__version__}" / "model.onnx"
     if out.is_file():
         return out
-    model = onnx.load(str(model_path))
+    try:
+        model = onnx.load(str(model_path))
+    except Exception as exc:  # protobuf DecodeError, onnx's own errors: one line, not a traceback
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise ModelError(f"onnx cannot load {model_path} (truncated or not an ONNX model?): {first}") from exc
     if any(n.op_type in _QUANT_OPS for n in model.graph.node):
         return model_path
     heads, hidden = _heads_and_hidden(model, model_path)

@@ -20,7 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_run_args(p, scenario=False, mode=False)
     f = p.add_argument_group("search")
     f.add_argument("--trial-duration", type=float, default=10.0, help="seconds per search run (default 10)")
-    f.add_argument("--confirm-duration", type=float, default=60.0, help="seconds of the confirming run (default 60)")
+    f.add_argument("--confirm-duration", type=float, default=60.0,
+                   help="minimum seconds of the confirming run, LoadGen's min_duration for it (default 60); the "
+                        "run lasts longer when --confirm-queries at the target QPS need longer")
     f.add_argument("--confirm-queries", type=int, default=2000,
                    help="the confirming run issues at least this many queries (>= 459), enough for LoadGen's "
                         "early stopping on the 99th percentile; 2,000 allow 9 over the bound (default 2000)")
@@ -55,7 +57,8 @@ def main(args: argparse.Namespace) -> int:
             console.print(f"  confirm {t.target_qps:7.2f} QPS  p99 {t.p99_ms:8.2f} ms  {'ok' if t.passed else 'fail'}"
                           f"  ({t.run_dir})")
         if not res.confirmed:
-            console.print(f"[red]no target QPS confirmed[/red] (probe {res.probe_qps:.1f} samples/s); see {res.folder}")
+            console.print(f"[red]no target QPS confirmed[/red]: {res.reason} (probe {res.probe_qps:.1f} samples/s; "
+                          f"runs in {res.folder})")
             return 1
         p = res.performance
         console.print(f"[green]Server peak: {res.value:.2f} QPS[/green] (p99 {res.confirms[-1].p99_ms:.1f} ms, "

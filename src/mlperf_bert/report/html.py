@@ -48,7 +48,7 @@ def load_run(run_dir: Path) -> RunView:
     run_dir = Path(run_dir)
     try:
         info = json.loads((run_dir / "run.json").read_text())
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         raise DataError(f"{run_dir} is not a run folder (no run.json)") from None
     except ValueError as exc:
         raise DataError(f"{run_dir / 'run.json'} is not valid JSON ({exc})") from None
