@@ -149,6 +149,10 @@ def test_quantized_onnx_takes_its_fp32_source_target(tmp_path, shared):
 def test_check_rejects_a_folder_that_is_no_tree(tmp_path):
     rep = check_submission(tmp_path, "quick")
     assert not rep.passed and rep.failures[0].message.startswith("no division folder")
+    for name in ("runs", "src", "tests"):  # unrelated folders: still the one line, not one per folder
+        (tmp_path / name).mkdir()
+    rep = check_submission(tmp_path, "quick")
+    assert [f.message for f in rep.failures] == ["no division folder (closed/ or open/); is this a submission tree?"]
     with pytest.raises(ConfigError, match="unknown rules"):
         check_submission(tmp_path, "v0.7")
 

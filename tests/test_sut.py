@@ -106,3 +106,13 @@ def test_unknown_scenario_is_a_config_error():
     with pytest.raises(ConfigError, match="unknown scenario 'Ofline'.*Offline, Server"):
         check_scenario("Ofline")
     assert check_scenario("offline") == "Offline"
+
+
+def test_probe_sizes_the_performance_run():
+    from mlperf_bert.runner import OFFLINE_PROBE_MARGIN, _apply_probe
+
+    probe = {"samples_per_second": 8.0, "query_latency_ms": 90.0}
+    assert OFFLINE_PROBE_MARGIN == 1.25
+    assert _apply_probe(LoadGenConfig(scenario="Offline"), probe).expected_qps == 10.0  # Offline: 1.25x
+    assert _apply_probe(LoadGenConfig(scenario="Server"), probe).expected_qps == 4.0  # Server: half
+    assert _apply_probe(LoadGenConfig(scenario="SingleStream"), probe).expected_latency_ms == 90.0

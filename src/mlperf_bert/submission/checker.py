@@ -514,8 +514,9 @@ def check_submission(root: Path, rules: str = "v1.0", *, reference_f1: float | N
         cand = root.with_name(root.name + ".accuracy-logs")
         full_logs = cand if cand.is_dir() else None
     divisions = [p for p in _list_dirs(root) if not p.name.startswith(".")]
-    if not divisions:
+    if not any(d.name in DIVISIONS for d in divisions):  # one line, not one per unrelated folder
         c.fail(root, "no division folder (closed/ or open/); is this a submission tree?")
+        return report
     for div in divisions:
         if div.name not in DIVISIONS:
             c.fail(div, f"invalid division {div.name!r}; must be one of {', '.join(DIVISIONS)}")
