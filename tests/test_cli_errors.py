@@ -104,3 +104,12 @@ def test_find_peak_confirm_queries_below_early_stopping_floor(capsys):
     rc, err = _run(["find-peak", "--scenario", "Server", "--confirm-queries", "100"], capsys)
     assert rc == 2 and err.endswith("--confirm-queries must be >= 459 (LoadGen's early stopping needs that many "
                                     "Server queries even with none late), got 100")
+
+
+@pytest.mark.parametrize("flag", [["--rules", "quick"], ["--target-qps", "5"], ["--min-query-count", "10"],
+                                  ["--no-probe"], ["--trace"]])
+def test_find_peak_does_not_accept_flags_it_would_ignore(flag, capsys):
+    """find-peak sets each run's rules and length itself; the run flags that set them are not offered."""
+    with pytest.raises(SystemExit) as e:
+        main(["find-peak", "--scenario", "Server", *flag])
+    assert e.value.code == 2 and "unrecognized arguments" in capsys.readouterr().err

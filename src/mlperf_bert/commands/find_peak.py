@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "model over the measured service times picks the QPS to confirm. Offline/SingleStream: one short run gives "
                     "the expected QPS / latency. Writes find_peak.json and a user.conf line.")
     p.add_argument("--scenario", default="Server", choices=("Server", "Offline", "SingleStream"))
-    add_run_args(p, scenario=False, mode=False)
+    add_run_args(p, scenario=False, mode=False, sizing=False)
     f = p.add_argument_group("search")
     f.add_argument("--trial-duration", type=float, default=10.0, help="seconds per search run (default 10)")
     f.add_argument("--confirm-duration", type=float, default=60.0,

@@ -17,8 +17,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=main)
 
 
-def add_run_args(p: argparse.ArgumentParser, *, scenario: bool = True, mode: bool = True) -> None:
-    """The flags of ``run`` (data, backend, LoadGen, batching, output); ``find-peak`` reuses them."""
+def add_run_args(p: argparse.ArgumentParser, *, scenario: bool = True, mode: bool = True,
+                 sizing: bool = True) -> None:
+    """The flags of ``run`` (data, backend, LoadGen, batching, output); ``find-peak`` reuses them.
+
+    ``sizing=False`` leaves out the flags that set a run's rules and length (``--rules``, ``--target-qps``,
+    ``--expected-latency-ms``, ``--min/max-duration``, ``--min-query-count``, ``--no-probe``, ``--trace``)
+    for commands that set those themselves, so they are not offered and then ignored."""
     add_data_args(p)
     add_backend_args(p)
     g = p.add_argument_group("LoadGen")
@@ -27,22 +32,24 @@ def add_run_args(p: argparse.ArgumentParser, *, scenario: bool = True, mode: boo
     if mode:
         g.add_argument("--mode", default="both", choices=("accuracy", "performance", "both"),
                        help="accuracy, performance, or both in that order (default: both)")
-    g.add_argument("--rules", default="current", choices=("current", "v1.0", "quick"),
-                   help="current: LoadGen's built-in mlperf.conf; v1.0: MLPerf v1.0 seeds and minimums; "
-                        "quick: short development run (default --duration 10 s), NOT valid for submission")
+    if sizing:
+        g.add_argument("--rules", default="current", choices=("current", "v1.0", "quick"),
+                       help="current: LoadGen's built-in mlperf.conf; v1.0: MLPerf v1.0 seeds and minimums; "
+                            "quick: short development run (default --duration 10 s), NOT valid for submission")
     g.add_argument("--user-conf", type=Path, help="one user.conf (e.g. bert.Offline.target_qps = 120)")
     g.add_argument("--duration", type=float, default=10.0, help="quick rules: minimum duration in s (default 10)")
-    g.add_argument("--target-qps", type=float,
-                   help="Offline expected / Server target samples/s (default: measured by a short probe)")
-    g.add_argument("--expected-latency-ms", type=float,
-                   help="SingleStream/MultiStream expected latency (default: measured by a short probe)")
-    g.add_argument("--min-duration", type=float, help="override: minimum duration, s")
-    g.add_argument("--max-duration", type=float, help="override: maximum duration, s")
-    g.add_argument("--min-query-count", type=int, help="override: minimum query count")
     g.add_argument("--performance-sample-count", type=int, help="override (default 10,833 from mlperf.conf)")
-    g.add_argument("--no-probe", action="store_true", help="do not probe the backend to size the run")
-    g.add_argument("--trace", action="store_true",
-                   help="also write LoadGen's mlperf_log_trace.json (per-sample times; 'report' plots them)")
+    if sizing:
+        g.add_argument("--target-qps", type=float,
+                       help="Offline expected / Server target samples/s (default: measured by a short probe)")
+        g.add_argument("--expected-latency-ms", type=float,
+                       help="SingleStream/MultiStream expected latency (default: measured by a short probe)")
+        g.add_argument("--min-duration", type=float, help="override: minimum duration, s")
+        g.add_argument("--max-duration", type=float, help="override: maximum duration, s")
+        g.add_argument("--min-query-count", type=int, help="override: minimum query count")
+        g.add_argument("--no-probe", action="store_true", help="do not probe the backend to size the run")
+        g.add_argument("--trace", action="store_true",
+                       help="also write LoadGen's mlperf_log_trace.json (per-sample times; 'report' plots them)")
     a = p.add_argument_group("accuracy target")
     a.add_argument("--benchmark", default="bert-99", choices=("bert-99", "bert-99.9"),
                    help="bert-99: F1 >= 99%% of the model's fp32 F1 (89.965 for the official model); "
@@ -87,17 +94,18 @@ def build_run_config(args: argparse.Namespace, *, scenario: str | None = None, m
                             sort_by_length=not args.no_sort, pad_to_multiple=args.pad_to_multiple,
                             server_max_wait_ms=args.server_max_wait_ms)
     sut = SUTConfig(scenario=scenario, batcher=batcher, workers=args.workers, response_rows=args.response_rows)
-    lgc = LoadGenConfig(scenario=scenario, rules=args.rules, user_conf=args.user_conf,
-                        expected_qps=args.target_qps, expected_latency_ms=args.expected_latency_ms,
-                        quick_duration_s=args.duration, min_duration_s=args.min_duration,
-                        max_duration_s=args.max_duration, min_query_count=args.min_query_count,
-                        performance_sample_count=args.performance_sample_count, trace=args.trace)
+    sized = lambda name, default=None: getattr(args, name, default)  # noqa: E731 (absent with sizing=False)
+    lgc = LoadGenConfig(scenario=scenario, rules=sized("rules", "current"), user_conf=args.user_conf,
+                        expected_qps=sized("target_qps"), expected_latency_ms=sized("expected_latency_ms"),
+                        quick_duration_s=args.duration, min_duration_s=sized("min_duration"),
+                        max_duration_s=sized("max_duration"), min_query_count=sized("min_query_count"),
+                        performance_sample_count=args.performance_sample_count, trace=sized("trace", False))
     if modes is None:
         modes = ("accuracy", "performance") if args.mode == "both" else (args.mode,)
     target = accuracy_target(args.benchmark, model=args.model or (backend.model if args.backend != "null" else None),
                              reference_f1=args.reference_f1)
     return RunConfig(data=paths, backend=backend, sut=sut, loadgen=lgc, modes=modes, output_dir=args.output_dir,
-                     run_name=args.run_name, max_examples=args.max_examples, probe=not args.no_probe,
+                     run_name=args.run_name, max_examples=args.max_examples, probe=not sized("no_probe", False),
                      accuracy_target=target)
 
 
