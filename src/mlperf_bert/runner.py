@@ -99,10 +99,16 @@ def subset_features(examples: list[Example], features: Features, max_examples: i
     return examples[:max_examples], Features(**arrays)
 
 
+OFFLINE_PROBE_POOL = 1024
+
+
 def probe_throughput(backend, qsl: SquadQSL, sut_cfg: SUTConfig, seconds: float = 3.0, seed: int = 0) -> dict:
     """Measure the backend on random dev samples with the run's batching, before LoadGen starts.
 
-    Offline/Server: samples/s over batches planned like the SUT's (first batch is warm-up, untimed).
+    Offline: ``OFFLINE_PROBE_POOL`` (1,024) random samples planned together, as the SUT plans one large
+    Offline query (sorted by length, so batches pad little), timed over those batches in random order
+    until ``seconds`` pass. Server: random batches of ``max_batch_size`` samples (what a busy Server queue
+    holds). Both give samples/s; the first batch is warm-up, untimed.
     SingleStream/MultiStream: mean latency of one query (1 or 8 samples) in ms.
     Returns a dict with ``samples_per_second`` and ``query_latency_ms`` (the one the scenario uses).
     """
@@ -110,20 +116,28 @@ def probe_throughput(backend, qsl: SquadQSL, sut_cfg: SUTConfig, seconds: float 
     per_query = {"SingleStream": 1, "MultiStream": 8}.get(sut_cfg.scenario)
     cap = qsl.input_ids.shape[1]
 
-    def run(idx: np.ndarray) -> None:
-        for b in plan_batches(qsl.lengths[idx], sut_cfg.batcher, cap):
-            sel = idx[b]
-            seq = int(qsl.lengths[sel].max())
-            backend.predict(qsl.input_ids[sel, :seq], qsl.input_mask[sel, :seq], qsl.segment_ids[sel, :seq])
+    def planned(idx: np.ndarray) -> list[np.ndarray]:
+        return [idx[b] for b in plan_batches(qsl.lengths[idx], sut_cfg.batcher, cap)]
+
+    def run(batch: np.ndarray) -> None:
+        seq = int(qsl.lengths[batch].max())
+        backend.predict(qsl.input_ids[batch, :seq], qsl.input_mask[batch, :seq], qsl.segment_ids[batch, :seq])
 
     size = per_query or sut_cfg.batcher.max_batch_size
-    run(rng.choice(qsl.count, size=min(size, qsl.count), replace=False))  # warm-up
+    if sut_cfg.scenario == "Offline":
+        pool = planned(rng.choice(qsl.count, size=min(OFFLINE_PROBE_POOL, qsl.count), replace=False))
+        order = rng.permutation(len(pool))
+        queries_of = lambda k: [pool[order[k % len(order)]]]  # noqa: E731 - one batch at a time
+    else:
+        queries_of = lambda k: planned(rng.choice(qsl.count, size=min(size, qsl.count), replace=False))  # noqa: E731
+    for b in queries_of(0):  # warm-up
+        run(b)
     done, t0 = 0, time.perf_counter()
     queries = 0
     while time.perf_counter() - t0 < seconds or queries == 0:
-        idx = rng.choice(qsl.count, size=min(size, qsl.count), replace=False)
-        run(idx)
-        done += len(idx)
+        for b in queries_of(queries + 1):
+            run(b)
+            done += len(b)
         queries += 1
     dt = time.perf_counter() - t0
     return {"samples_per_second": done / dt, "query_latency_ms": 1000.0 * dt / queries,
@@ -292,10 +306,11 @@ OFFLINE_PROBE_MARGIN = 1.25
 def _apply_probe(c: LoadGenConfig, probe: dict) -> LoadGenConfig:
     """Expected QPS/latency from the probe.
 
-    Offline: ``OFFLINE_PROBE_MARGIN`` (1.25) x the probe. LoadGen issues about expected QPS x minimum
-    duration samples in one query, and the SUT sorts that whole query by length, which runs faster than
-    the probe's random batches (measured on 2 CPU cores: probe 6.4, run 7.45 samples/s); without the
-    margin the run ended before the minimum duration. Server: half the measured throughput (a safe start;
+    Offline: ``OFFLINE_PROBE_MARGIN`` (1.25) x the probe. LoadGen issues about 1.1 x expected QPS x
+    minimum duration samples in one query; when the run is faster than the probe it ends before the
+    minimum duration and is INVALID, while a slower run only lasts longer. The probe plans its batches
+    like one Offline query (``probe_throughput``); the margin covers the rest (noise, a larger query
+    packing tighter). Server: half the measured throughput (a safe start;
     ``find-peak`` searches the real limit)."""
     if c.scenario == "Offline":
         return dataclasses.replace(c, expected_qps=OFFLINE_PROBE_MARGIN * probe["samples_per_second"])
