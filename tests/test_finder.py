@@ -52,7 +52,8 @@ def test_bisection_sequence_and_confirming_run(tmp_path):
     data = json.loads((res.folder / "find_peak.json").read_text())
     assert data["value"] == res.value and len(data["trials"]) == 4
     if res.confirmed:
-        assert (res.folder / "user.conf").read_text().splitlines()[-1] == f"bert.Server.target_qps = {res.value:.2f}"
+        assert (res.folder / "user.conf").read_text().splitlines()[1:] == [
+            f"bert.Server.target_qps = {res.value:.2f}", "bert.Server.min_query_count = 2000"]
         assert res.value == res.confirms[-1].target_qps
         assert res.only_duration_short
         assert res.rule_failures == ["min duration is 1.5 s, must be >= 600 s"]

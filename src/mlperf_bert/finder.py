@@ -117,7 +117,8 @@ class PeakResult:
         scenario: Server, Offline or SingleStream.
         value: Server: the confirmed target QPS; Offline: samples/s; SingleStream: 90th percentile ms.
         unit: ``samples/s`` or ``ms``.
-        user_conf: the user.conf line to use.
+        user_conf: the user.conf lines to use (Server: the target QPS and the confirming run's query count,
+            so that the submission run's early stopping sees as many queries as the confirmation did).
         folder: where the runs, find_peak.json and user.conf are.
         probe_qps: throughput of the probe (Server: the search's upper bound).
         trials / confirms: the search runs and the confirming runs.
@@ -431,7 +432,10 @@ def find_peak_server(base, finder: FinderConfig = FinderConfig(), *, name: str |
         say(f"confirming run at {target:.2f} QPS failed ({why}); stepping down {(1 - factor) * 100:.0f}%")
         target *= factor
     result.value = result.confirms[-1].target_qps if result.confirmed else 0.0
-    result.user_conf = f"bert.Server.target_qps = {result.value:.2f}" if result.confirmed else ""
+    # the confirmed QPS held over this many queries; a 600 s run at that QPS issues fewer, and early
+    # stopping then allows fewer late ones, so the submission run keeps the confirmation's query count
+    result.user_conf = (f"bert.Server.target_qps = {result.value:.2f}\n"
+                        f"bert.Server.min_query_count = {queries}") if result.confirmed else ""
     if not result.confirmed:
         result.reason = _why_not_confirmed(result, finder, modelled)
     _write(result, finder)

@@ -71,5 +71,7 @@ def main(args: argparse.Namespace) -> int:
     else:
         res = probe_expected(base, args.duration, name=args.run_name, progress=not args.no_progress, on_event=say)
         console.print(f"[green]{args.scenario}: {res.value:.2f} {res.unit}[/green]")
-    console.print(f"user.conf: {res.user_conf}   (folder {res.folder})")
+    console.print(f"user.conf ({res.folder / 'user.conf'}):")
+    for line in res.user_conf.splitlines():
+        console.print(f"  {line}")
     return 0
