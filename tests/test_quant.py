@@ -257,6 +257,29 @@ def test_ptq_manifest_and_integer_graph(ptq, small_list):
     assert ops["MatMulIntegerToFloat"] + ops["QLinearMatMul"] == 48 and ops["MatMul"] == 1
 
 
+def test_transformer_optimizer_fuses_int8_qdq_graph_and_keeps_its_integer_matmuls(ptq, dev, tmp_path):
+    """QDQ graphs get SkipLayerNormalization/BiasGelu fusions (not Attention, which would cross QDQ pairs);
+    every Quantize/Dequantize stays, and on real features the logits move by int8 rounding only."""
+    from mlperf_bert.backends.onnxruntime import transformer_optimized
+
+    out, _ = ptq
+    fused = transformer_optimized(out / "model.onnx", tmp_path)
+    assert fused != out / "model.onnx" and fused.is_relative_to(tmp_path / "onnx-optimized")
+    before = Counter(n.op_type for n in onnx.load(str(out / "model.onnx")).graph.node)
+    after = Counter(n.op_type for n in onnx.load(str(fused)).graph.node)
+    assert after["SkipLayerNormalization"] == 12 and after["BiasGelu"] == 6 and after["Attention"] == 0
+    assert (after["QuantizeLinear"], after["DequantizeLinear"]) == (before["QuantizeLinear"], before["DequantizeLinear"])
+    feats = dev[1]
+    n = int(feats.input_mask[:4].sum(1).max())
+    batch = (feats.input_ids[:4, :n], feats.input_mask[:4, :n], feats.segment_ids[:4, :n])
+    ref = OnnxRuntimeBackend(out / "model.onnx", device="cpu", threads=1).predict(*batch)
+    got = OnnxRuntimeBackend(fused, device="cpu", threads=1).predict(*batch)
+    assert np.abs(ref - got).max() < 0.25  # real features: int8 rounding only (0.056 measured)
+    assert (ref[..., 0].argmax(1) == got[..., 0].argmax(1)).all()  # same best start on real features
+    with pytest.raises(ModelError, match="transformer optimizer changed the logits"):
+        transformer_optimized(out / "model.onnx", tmp_path / "fresh", qdq_parity_atol=-1.0)  # the guard
+
+
 def test_ptq_logits_follow_fp32(ptq, small_onnx, dev):
     """On 40 dev features the int8 start logits correlate with fp32 and pick the same top-1 start mostly.
 
