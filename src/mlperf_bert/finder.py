@@ -304,7 +304,7 @@ def find_peak_server(base, finder: FinderConfig = FinderConfig(), *, name: str |
         registry / load_data / progress / on_event: as ``runner.run_benchmark``.
 
     Returns:
-        ``PeakResult`` with the confirmed QPS (0 when even the lowest trial failed).
+        ``PeakResult`` with the confirmed QPS (0 when nothing was confirmed; ``reason`` says why).
     """
     from mlperf_bert.backends.registry import BackendRegistry
     from mlperf_bert.logs.settings import LoadGenConfig
