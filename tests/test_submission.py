@@ -9,7 +9,8 @@ import pytest
 
 import test_submission_support as sup
 from mlperf_bert.cli import main as cli_main
-from mlperf_bert.logs.truncate import MAX_ACCURACY_LOG_SIZE, read_hash, sha256_file
+from mlperf_bert.hashing import file_sha256
+from mlperf_bert.logs.truncate import MAX_ACCURACY_LOG_SIZE, read_hash
 from mlperf_bert.submission.checker import LOADGEN_BUILTIN_SEEDS, TEST05_SEEDS, check_submission
 from mlperf_bert.submission.compliance import run_compliance
 from mlperf_bert.submission.system import ALL_SYSTEM_FIELDS, IMPLEMENTATION_FIELDS
@@ -58,7 +59,7 @@ def test_tree_layout_and_contents(built):
     assert (acc / "mlperf_log_accuracy.json").stat().st_size == 4096 + 7 + 4096
     lines = (acc / "accuracy.txt").read_text().splitlines()
     assert lines[0] == '{"exact_match": 100.0, "f1": 100.0}'
-    assert read_hash(acc / "accuracy.txt") == sha256_file(full)
+    assert read_hash(acc / "accuracy.txt") == file_sha256(full)
     kept = tree.full_logs / RES / "accuracy" / "mlperf_log_accuracy.json"
     assert kept.read_bytes() == full.read_bytes()
     assert sorted(p.name for p in (root / RES / "performance" / "run_1").iterdir()) == [

@@ -9,13 +9,13 @@ outside the submission so the hash can be checked later (``verify_truncated``).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from mlperf_bert.errors import DataError
+from mlperf_bert.hashing import file_sha256
 
 #: Largest submitted accuracy log, bytes (v1.0 ``MAX_ACCURACY_LOG_SIZE``).
 MAX_ACCURACY_LOG_SIZE = 10 * 1024
@@ -25,15 +25,6 @@ VIEWABLE_SIZE = 4096
 ELLIPSIS = b"\n\n...\n\n"
 #: The line the checker looks for in accuracy.txt.
 HASH_RE = re.compile(r"^hash=([\w\d]+)$")
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -65,7 +56,7 @@ def truncate_accuracy_log(src: Path, dst: Path) -> Truncation:
     src, dst = Path(src), Path(dst)
     try:
         full_size = src.stat().st_size
-        digest = sha256_file(src)
+        digest = file_sha256(src, "accuracy log")
         with src.open("rb") as fh:
             if full_size <= MAX_ACCURACY_LOG_SIZE:
                 body, truncated = fh.read(), False
@@ -109,7 +100,7 @@ def verify_truncated(truncated: Path, full: Path, expected_hash: str | None) -> 
     ``truncate_accuracy_log`` makes from the full log.
     """
     problems = []
-    digest = sha256_file(full)
+    digest = file_sha256(full, "accuracy log")
     if expected_hash is None:
         problems.append("accuracy.txt has no hash= line")
     elif digest != expected_hash:

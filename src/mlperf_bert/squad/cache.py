@@ -19,7 +19,8 @@ import numpy as np
 import tokenizers
 
 from mlperf_bert.config import DataPaths, SquadConfig
-from mlperf_bert.errors import ConfigError, DataError
+from mlperf_bert.errors import ConfigError
+from mlperf_bert.hashing import file_sha256
 from mlperf_bert.squad.dataset import read_squad
 from mlperf_bert.squad.features import convert_examples_to_features
 from mlperf_bert.squad.tokenization import WordPieceTokenizer
@@ -37,29 +38,6 @@ _ARRAYS = {
     "token_to_orig": (np.int32, 2),
     "token_is_max_context": (np.bool_, 2),
 }
-
-
-def file_sha256(path: Path, what: str = "file", hint: str = "check the path") -> str:
-    """Hex sha256 of a file's bytes.
-
-    Args:
-        path: the file.
-        what, hint: for the error message, e.g. ``"dataset file"``, ``"pass --dataset ..."``.
-
-    Raises:
-        DataError: the file is missing or unreadable (message names it).
-    """
-    path = Path(path)
-    h = hashlib.sha256()
-    try:
-        with path.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-    except FileNotFoundError:
-        raise DataError(f"{path}: {what} not found; {hint}") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read {what} ({exc.strerror}); {hint}") from None
-    return h.hexdigest()
 
 
 def cache_key(paths: DataPaths, cfg: SquadConfig) -> str:
