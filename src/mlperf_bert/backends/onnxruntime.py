@@ -171,14 +171,12 @@ def _heads_and_hidden(model, model_path: Path) -> tuple[int, int]:
     hidden from the word-embedding table and heads = hidden / 64 (BERT-Base/Large)."""
     import json
 
-    cands = [model_path.with_suffix(model_path.suffix + ".json"), model_path.parent / "config.json",
-             model_path.parent / "bert_config.json", model_path.parent / "manifest.json"]
-    try:
-        source = json.loads((model_path.parent / "manifest.json").read_text())["source_model"]["path"]
-        cands.append(Path(source) / "config.json")
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    for cand in cands:
+    from mlperf_bert.quant.manifest import source_model_path
+
+    source = source_model_path(model_path)
+    for cand in (model_path.with_suffix(model_path.suffix + ".json"), model_path.parent / "config.json",
+                 model_path.parent / "bert_config.json", model_path.parent / "manifest.json",
+                 *([source / "config.json"] if source else [])):
         if cand.is_file():
             try:
                 meta = json.loads(cand.read_text())
@@ -211,18 +209,15 @@ def transformer_optimized(model_path: Path, cache_dir: Path, parity_atol: float 
     Raises:
         ModelError: the optimized graph differs from the original by more than the tolerance.
     """
-    import hashlib
-
     import onnx
     import onnxruntime as ort
     from onnxruntime.transformers import optimizer
 
+    from mlperf_bert.hashing import file_sha256
+
     model_path = Path(model_path)
-    h = hashlib.sha256()
-    with open(model_path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            h.update(chunk)
-    out = Path(cache_dir) / "onnx-optimized" / f"{h.hexdigest()[:16]}-ort{ort.__version__}" / "model.onnx"
+    digest = file_sha256(model_path, "ONNX model")
+    out = Path(cache_dir) / "onnx-optimized" / f"{digest[:16]}-ort{ort.__version__}" / "model.onnx"
     if out.is_file():
         return out
     try:

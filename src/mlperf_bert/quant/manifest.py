@@ -99,3 +99,13 @@ def read_manifest(out_dir: Path) -> dict:
     """The manifest of a quantized model folder (``{}`` when there is none)."""
     path = Path(out_dir) / MANIFEST_FILE
     return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def source_model_path(model_file: Path) -> Path | None:
+    """The fp32 source of a model written by ``mlperf-bert quantize``: ``source_model.path`` of the
+    ``manifest.json`` beside ``model_file``; None when there is no readable manifest naming one."""
+    try:
+        source = (json.loads((Path(model_file).parent / MANIFEST_FILE).read_text()).get("source_model") or {})["path"]
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
+        return None
+    return Path(source) if source else None

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from mlperf_bert.errors import ConfigError
 from mlperf_bert.models.registry import FP32_F1, OFFICIAL_MODELS
+from mlperf_bert.quant.manifest import source_model_path
 
 #: Benchmark folder names of a submission (REFERENCE.md §8); the LoadGen model key stays ``bert``.
 BENCHMARKS = ("bert-99", "bert-99.9")
@@ -116,14 +117,9 @@ def identify_model(model: Path | str | None) -> KnownModel | None:
             source = None
         if source and Path(source) != path:
             return identify_model(Path(source))
-    quant = path.parent / "manifest.json"
-    if path.suffix == ".onnx" and quant.is_file():  # written by mlperf-bert quantize
-        try:
-            source = (json.loads(quant.read_text()).get("source_model") or {}).get("path")
-        except (OSError, ValueError, AttributeError):
-            source = None
-        if source and Path(source) != path:
-            return identify_model(Path(source))
+    source = source_model_path(path) if path.suffix == ".onnx" else None  # written by mlperf-bert quantize
+    if source and source != path:
+        return identify_model(source)
     for cand in (path.name, path.parent.name):
         if cand in KNOWN_MODELS:
             return KNOWN_MODELS[cand]
