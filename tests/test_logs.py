@@ -34,3 +34,9 @@ def test_fifo_service_times_remove_queueing():
     np.testing.assert_allclose(fifo_service_times_ms(trace), [15.0, 20.0, 10.0])  # in trace order
     idle = TraceSamples(np.array([0.0, 1.0]), np.array([5.0, 7.0]))  # no overlap: service = latency
     np.testing.assert_allclose(fifo_service_times_ms(idle), [5.0, 7.0])
+
+
+def test_max_overlatency_for_a_v1_0_server_run_is_fast_and_exact():
+    # 2,583 for 270,336 queries (MLPerf v1.0's Server minimum) was found by stepping t up one at a time
+    assert max_overlatency(270_336) == 2583
+    assert min_queries(2583) <= 270_336 < min_queries(2584)
