@@ -111,13 +111,13 @@ def main(args: argparse.Namespace) -> int:
     calibration = read_calibration_list(cal_path, len(features))
     say(f"calibration: {len(calibration)} features from {cal_path}"
         + (" (the official MLPerf list)" if calibration.official else " (NOT the official MLPerf list)"))
+    percentile = {} if args.percentile is None else {"percentile": args.percentile}  # else each config's default
     if args.method == "ptq":
         from mlperf_bert.quant.ptq import PtqConfig, quantize_ptq
 
-        cfg = PtqConfig(method=args.calibration_method,
-                        percentile=99.999 if args.percentile is None else args.percentile,
-                        activation_type=args.activation_type, exclude=tuple(args.exclude),
-                        smooth_alpha=None if args.no_smooth else args.smooth_alpha)
+        cfg = PtqConfig(method=args.calibration_method, activation_type=args.activation_type,
+                        exclude=tuple(args.exclude), smooth_alpha=None if args.no_smooth else args.smooth_alpha,
+                        **percentile)
         fp32 = model
         if model.is_dir() or model.suffix in (".pytorch", ".bin", ".safetensors"):
             from mlperf_bert.convert.to_onnx import cached_onnx
@@ -134,8 +134,7 @@ def main(args: argparse.Namespace) -> int:
                             max_steps=args.max_steps, max_seconds=args.max_seconds, seed=args.seed,
                             precision=args.precision, save_every=args.save_every)
         job = QatJob(model=model, output=args.output, train_file=train_file, train=train,
-                     calibration_method=args.calibration_method,
-                     percentile=99.99 if args.percentile is None else args.percentile,
+                     calibration_method=args.calibration_method, **percentile,
                      max_train_questions=args.max_train_questions, device=args.device, threads=args.threads,
                      resume=args.resume, cache_dir=paths.cache_dir)
         vocab = model / "vocab.txt" if (model / "vocab.txt").is_file() else paths.vocab
