@@ -50,6 +50,9 @@ def add_run_args(p: argparse.ArgumentParser, *, scenario: bool = True, mode: boo
         g.add_argument("--no-probe", action="store_true", help="do not probe the backend to size the run")
         g.add_argument("--trace", action="store_true",
                        help="also write LoadGen's mlperf_log_trace.json (per-sample times; 'report' plots them)")
+    else:  # the command sets these per run; build_run_config still reads them
+        p.set_defaults(rules="current", target_qps=None, expected_latency_ms=None, min_duration=None,
+                       max_duration=None, min_query_count=None, no_probe=False, trace=False)
     a = p.add_argument_group("accuracy target")
     a.add_argument("--benchmark", default="bert-99", choices=("bert-99", "bert-99.9"),
                    help="bert-99: F1 >= 99%% of the model's fp32 F1 (89.965 for the official model); "
@@ -94,18 +97,17 @@ def build_run_config(args: argparse.Namespace, *, scenario: str | None = None, m
                             sort_by_length=not args.no_sort, pad_to_multiple=args.pad_to_multiple,
                             server_max_wait_ms=args.server_max_wait_ms)
     sut = SUTConfig(scenario=scenario, batcher=batcher, workers=args.workers, response_rows=args.response_rows)
-    sized = lambda name, default=None: getattr(args, name, default)  # noqa: E731 (absent with sizing=False)
-    lgc = LoadGenConfig(scenario=scenario, rules=sized("rules", "current"), user_conf=args.user_conf,
-                        expected_qps=sized("target_qps"), expected_latency_ms=sized("expected_latency_ms"),
-                        quick_duration_s=args.duration, min_duration_s=sized("min_duration"),
-                        max_duration_s=sized("max_duration"), min_query_count=sized("min_query_count"),
-                        performance_sample_count=args.performance_sample_count, trace=sized("trace", False))
+    lgc = LoadGenConfig(scenario=scenario, rules=args.rules, user_conf=args.user_conf,
+                        expected_qps=args.target_qps, expected_latency_ms=args.expected_latency_ms,
+                        quick_duration_s=args.duration, min_duration_s=args.min_duration,
+                        max_duration_s=args.max_duration, min_query_count=args.min_query_count,
+                        performance_sample_count=args.performance_sample_count, trace=args.trace)
     if modes is None:
         modes = ("accuracy", "performance") if args.mode == "both" else (args.mode,)
     target = accuracy_target(args.benchmark, model=args.model or (backend.model if args.backend != "null" else None),
                              reference_f1=args.reference_f1)
     return RunConfig(data=paths, backend=backend, sut=sut, loadgen=lgc, modes=modes, output_dir=args.output_dir,
-                     run_name=args.run_name, max_examples=args.max_examples, probe=not sized("no_probe", False),
+                     run_name=args.run_name, max_examples=args.max_examples, probe=not args.no_probe,
                      accuracy_target=target)
 
 
