@@ -95,6 +95,10 @@ def test_unknown_input_names_are_one_line_error(tmp_path, small_onnx):
     onnx.save(m, str(path))
     with pytest.raises(ModelError, match=r"odd.onnx has inputs \['input_ids', 'mask', 'segment_ids'\]; expected"):
         OnnxRuntimeBackend(path)
+    # the default path runs the transformer optimizer first: the input names are still what is reported
+    with pytest.raises(ModelError, match=r"odd.onnx has inputs \['input_ids', 'mask', 'segment_ids'\]; expected"):
+        OnnxRuntimeBackend(path, transformer_optimize=True, cache_dir=tmp_path / "cache")
+    assert not (tmp_path / "cache" / "onnx-optimized").exists()  # refused before anything was written
 
 
 def test_truncated_and_missing_onnx(tmp_path, small_onnx):

@@ -101,14 +101,7 @@ class OnnxRuntimeBackend:
         self.model_path = model_path
         inputs = self.session.get_inputs()
         names = {i.name: i for i in inputs}
-        for convention in INPUT_CONVENTIONS:
-            if set(convention) == set(names):
-                self.input_names = convention
-                break
-        else:
-            raise ModelError(
-                f"{model_path} has inputs {sorted(names)}; expected one of "
-                + " or ".join("/".join(c) for c in INPUT_CONVENTIONS))
+        self.input_names = _input_convention(set(names), model_path)
         self.input_dtypes = []
         for n in self.input_names:
             t = names[n].type
@@ -163,6 +156,19 @@ _QUANT_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearMatMul", "MatMulInte
 # round differently before the next quantize step: by up to 0.41 on the random-token probe batch (default
 # small int8 model), while its F1 on all of dev went from 78.280 to 78.298.
 QDQ_PARITY_ATOL = 1.0
+
+
+def _input_convention(names: set[str], model_path: Path) -> tuple[str, ...]:
+    """The ``INPUT_CONVENTIONS`` entry whose names are exactly the model's inputs.
+
+    Raises:
+        ModelError: no convention matches (the message lists the model's inputs and the accepted sets).
+    """
+    for convention in INPUT_CONVENTIONS:
+        if set(convention) == names:
+            return convention
+    raise ModelError(f"{model_path} has inputs {sorted(names)}; expected one of "
+                     + " or ".join("/".join(c) for c in INPUT_CONVENTIONS))
 
 
 def _heads_and_hidden(model, model_path: Path) -> tuple[int, int]:
@@ -225,6 +231,8 @@ def transformer_optimized(model_path: Path, cache_dir: Path, parity_atol: float 
     except Exception as exc:  # protobuf DecodeError, onnx's own errors: one line, not a traceback
         first = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise ModelError(f"onnx cannot load {model_path} (truncated or not an ONNX model?): {first}") from exc
+    weights = {i.name for i in model.graph.initializer}
+    _input_convention({i.name for i in model.graph.input if i.name not in weights}, model_path)  # before rewriting
     quantized = any(n.op_type in _QUANT_OPS for n in model.graph.node)
     heads, hidden = _heads_and_hidden(model, model_path)
     if quantized:
