@@ -1,5 +1,5 @@
 """Accuracy mode: log reading, postprocessing (vs. a literal port of the reference loop), and the
-GOLDEN.md synthetic accuracy log end to end (predictions.json sha256, EM/F1, get_final_text fallbacks)."""
+synthetic accuracy log of docs/golden.md end to end (predictions.json sha256, EM/F1, get_final_text fallbacks)."""
 
 from __future__ import annotations
 
@@ -474,7 +474,7 @@ def test_get_final_text_equals_literal_port_on_random_spans():
 
 
 # --------------------------------------------------------------------------------------------------
-# GOLDEN.md "Postprocessing: a synthetic accuracy log and the reference's answers to it"
+# docs/golden.md#synthetic-accuracy-log: a synthetic accuracy log and the reference's answers to it
 
 GOLDEN_LOGITS_SHA256 = "1f79bd2b33ad95834d1338ed75d4fbf223fd1f2d72b3a5c70bb7606606e6c46f"
 GOLDEN_PREDICTIONS_SHA256 = "9f3b74993955c846a13b7932b1f68d9355db0dde710141f8cdefc9064bf328d3"
@@ -497,7 +497,7 @@ def dev_data(shared, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def synthetic(dev_data):
-    """The GOLDEN.md synthetic logits float32 [10833, 384, 2] and the boosted (start, end) of each feature."""
+    """The docs/golden.md synthetic logits float32 [10833, 384, 2] and the boosted (start, end) of each feature."""
     _, features, _, _ = dev_data
     n = len(features)
     logits = np.random.default_rng(20261129).standard_normal((n, 384, 2)).astype(np.float32)
@@ -542,7 +542,7 @@ def test_synthetic_log_gives_reference_predictions_and_scores(dev_data, syntheti
 
 
 def test_synthetic_nbest_fallbacks_match_reference(dev_data, synthetic_log):
-    """GOLDEN.md: of 130,985 n-best candidates, 145 not found and 34 length fallbacks, no other kind."""
+    """docs/golden.md#fallbacks: of 130,985 n-best candidates, 145 not found and 34 length fallbacks, no other kind."""
     from collections import Counter
 
     examples, features, vocab, _ = dev_data

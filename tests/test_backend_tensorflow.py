@@ -240,7 +240,7 @@ def test_failed_parity_writes_nothing(small_model, tmp_path, monkeypatch):
 
 
 #: PyTorch fp32 F1 of the small model on all 10,833 dev features, scored by the unmodified reference script
-#: (shared/models/minilm-l6-squad/README.md); fp32 backends must match within 0.02.
+#: (docs/models.md#small-model); fp32 backends must match within 0.02.
 SMALL_MODEL_F1 = 78.91206147893796
 
 

@@ -43,7 +43,7 @@ from mlperf_bert.convert.torch_to_tf import (  # noqa: E402
 
 #: Converted vs original PyTorch logits (issue: within 1e-5).
 ROUND_TRIP_ATOL = 1e-5
-#: BERT-Large BertForQuestionAnswering parameters, counted by hand from REFERENCE.md §1 sizes:
+#: BERT-Large BertForQuestionAnswering parameters, counted by hand from docs/workload.md#model sizes:
 #: embeddings 31,782,912 + 24 layers x 12,596,224 + QA head 2,050 (the pooler adds 1,049,600).
 BERT_LARGE_QA_PARAMS = 334_094_338
 
@@ -196,7 +196,7 @@ def test_round_trip_tensors_are_identical(small_model, converted):
     assert sorted(back) == sorted(original) and len(back) == 103
     for key, value in original.items():
         assert back[key].dtype == np.float32 and np.array_equal(back[key], value), key
-    assert converted.parameters == 22_566_146  # shared/models/minilm-l6-squad/README.md
+    assert converted.parameters == 22_566_146  # docs/models.md#small-model
     assert converted.shape == BertShape(6, 384, 12, 1536)
 
 

@@ -1,7 +1,7 @@
 """The main job on real data: all 10,833 dev features through LoadGen accuracy mode -> F1 of the small model.
 
 The small model's F1 measured with the unmodified MLPerf reference accuracy script is in
-../shared/models/minilm-l6-squad/README.md: {"exact_match": 68.12677388836329, "f1": 78.91206147893796}.
+docs/models.md#small-model: {"exact_match": 68.12677388836329, "f1": 78.91206147893796}.
 fp32 backends must reproduce it within 0.02 (float rounding can flip a few near-tied answers).
 """
 

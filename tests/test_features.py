@@ -1,4 +1,4 @@
-"""SQuAD preprocessing: golden features of the dev set (GOLDEN.md), hand-derived windows, tokenizer edge
+"""SQuAD preprocessing: golden features of the dev set (docs/golden.md#features), hand-derived windows, tokenizer edge
 cases and the npz feature cache."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ SHARED = default_shared_dir()
 DEV = SHARED / "data" / "dev-v1.1.json"
 VOCAB = SHARED / "data" / "vocab.txt"
 
-#: GOLDEN.md "Features": sha256 of array.astype(dtype).tobytes().
+#: docs/golden.md#features: sha256 of array.astype(dtype).tobytes().
 GOLDEN_SHA256 = {
     "input_ids": ("<i4", "b75291371c078f3114d60dfd077a761037b5869761c0414a49cdc7e8b051605c"),
     "input_mask": ("<i4", "9634bbdf85592ffd5aab26166a5ec089638e9641bd30cb4e3116faaecd394cee"),

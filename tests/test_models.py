@@ -1,4 +1,4 @@
-"""The official registry (values from REFERENCE.md §7), local model discovery and ``mlperf-bert models``."""
+"""The official registry (values from docs/models.md), local model discovery and ``mlperf-bert models``."""
 
 from __future__ import annotations
 

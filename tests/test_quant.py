@@ -28,7 +28,7 @@ from mlperf_bert.quant.ptq import PtqConfig, check_bert_onnx, quantize_ptq
 from mlperf_bert.quant.qat import ACTIVATION_POSITIONS, QuantBertForQA, calibrate, load_quant_model
 
 N_FEATURES = 10_833
-#: Official list facts (shared/data/README.md): 100 distinct indices, first 4547, last 10432, min 118.
+#: Official list facts (docs/workload.md#calibration-list): 100 distinct indices, first 4547, last 10432, min 118.
 FIRST, LAST, LOWEST = 4547, 10432, 118
 
 

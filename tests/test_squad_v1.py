@@ -12,7 +12,7 @@ from mlperf_bert.errors import DataError
 from mlperf_bert.squad.types import Example
 
 DATA = default_shared_dir() / "data"
-#: GOLDEN.md "Official scorer on a real prediction file".
+#: docs/golden.md#official-scorer.
 GOLDEN_LINE = '{"exact_match": 86.20624408703878, "f1": 92.19557978351145}'
 
 
@@ -27,7 +27,7 @@ def google_predictions() -> dict[str, str]:
 
 
 def test_golden_line_google_ensemble(dev, google_predictions):
-    """GOLDEN.md: evaluate-v1.1.py prints exactly this line for Google's BERT-ensemble predictions."""
+    """docs/golden.md: evaluate-v1.1.py prints exactly this line for Google's BERT-ensemble predictions."""
     scores = evaluate(dev, google_predictions)
     assert json.dumps(scores) == GOLDEN_LINE
     assert scores["exact_match"] == pytest.approx(86.20624408703878, abs=1e-9)

@@ -88,7 +88,7 @@ def test_checker_passes_quick_tree_and_lists_what_real_rules_fail(built):
     _, _, tree = built
     rep = check_submission(tree.root, "quick")
     assert rep.passed, [str(f) for f in rep.failures]
-    # exactly the validity failures of a short quick run (REFERENCE.md §6), each with its file
+    # exactly the validity failures of a short quick run (docs/loadgen.md#rules-presets), each with its file
     perf = f"{RES}/performance/run_1/mlperf_log_detail.txt"
     got = sorted((f.path, f.message.split(";")[0].split(" (")[0]) for f in rep.waived)
     comp = f"{SUB}/compliance/box/bert-99/Offline"

@@ -14,7 +14,7 @@ FLOPs per sample of real length n (BERT encoder, weights only, no embeddings):
     2 * n * L * (4 h^2 + 2 h I)   (Q, K, V, output projections; two FFN matmuls)
   + 4 * n^2 * h * L               (Q K^T and attention x V)
 with L layers, hidden h, intermediate I. For the small model at the mean dev length that is 4.1 GFLOP, and
-9.5 GFLOP padded to 384 (REFERENCE.md §9b).
+9.5 GFLOP padded to 384 (docs/hardware-notes.md#model-cost).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Configuration dataclasses, passed down explicitly (no globals, no environment lookups below the CLI).
 
-Constants come from the MLPerf Inference v1.0 BERT reference (``language/bert``), see REFERENCE.md §1-§2.
+Constants come from the MLPerf Inference v1.0 BERT reference (``language/bert``), see docs/workload.md and
+docs/preprocessing.md.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from pathlib import Path
 
 #: unique_id of the first feature (reference ``convert_examples_to_features``).
 FIRST_UNIQUE_ID = 1_000_000_000
-#: Number of features of SQuAD v1.1 dev at 384/128/64 (= LoadGen QSL size, REFERENCE.md §1).
+#: Number of features of SQuAD v1.1 dev at 384/128/64 (= LoadGen QSL size, docs/workload.md#features).
 DEV_FEATURE_COUNT = 10_833
 #: Number of questions of SQuAD v1.1 dev.
 DEV_QUESTION_COUNT = 10_570
@@ -19,7 +20,7 @@ DEV_QUESTION_COUNT = 10_570
 
 @dataclass(frozen=True)
 class SquadConfig:
-    """Preprocessing and postprocessing constants (MLPerf v1.0 reference, REFERENCE.md §1-§3).
+    """Preprocessing and postprocessing constants (MLPerf v1.0 reference, docs/preprocessing.md, docs/scoring.md).
 
     Attributes:
         max_seq_length: tokens per feature window (384).

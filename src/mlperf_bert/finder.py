@@ -3,7 +3,7 @@ probes for Offline and SingleStream.
 
 Server (``find_peak_server``): the backend's Offline-style throughput (``runner.probe_throughput`` with
 the run's batching) bounds what a Server run can sustain. Short LoadGen Server runs then bisect the
-target QPS: a trial passes when its 99th percentile latency is within 130 ms (REFERENCE.md §5) and
+target QPS: a trial passes when its 99th percentile latency is within 130 ms (docs/loadgen.md#server-latency-bound) and
 LoadGen's latency constraint holds. The best passing QPS gets a confirming run (>= 60 s for a real
 measurement) under the ``current`` rules with the minimum duration shortened, which is checked with the
 checker's rules; if it misses the bound the QPS steps down (``_step_down``: in proportion to how far

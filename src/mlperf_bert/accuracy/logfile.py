@@ -1,6 +1,6 @@
 """Read the LoadGen accuracy log (``mlperf_log_accuracy.json``) into per-sample start/end logits.
 
-Format (REFERENCE.md §4): a JSON list of ``{"seq_id": int, "qsl_idx": int, "data": HEX}`` where ``data``
+Format (docs/responses.md#accuracy-log): a JSON list of ``{"seq_id": int, "qsl_idx": int, "data": HEX}`` where ``data``
 is the SUT's response bytes as upper-case hex. For BERT a response is the [seq_len, 2] start/end logits,
 row-major (column 0 start, column 1 end), little-endian float32 by default (3,072 bytes for 384).
 

@@ -1,7 +1,7 @@
 """Start/end logits -> answer text per question, exactly as the MLPerf reference ``accuracy-squad.py``.
 
-The reference (``write_predictions`` + ``get_final_text``, from Google's BERT ``run_squad.py``; REFERENCE.md
-§3) does, per example and over all of its features present in the log:
+The reference (``write_predictions`` + ``get_final_text``, from Google's BERT ``run_squad.py``;
+docs/scoring.md#candidate-spans) does, per example and over all of its features present in the log:
 
 1. take the ``n_best_size`` (20) highest start and end positions of each feature (ties: lower position
    first, because Python's ``sorted(..., reverse=True)`` is stable);

@@ -1,7 +1,7 @@
 """The official SQuAD v1.1 metric (exact match and token F1), as ``evaluate-v1.1.py`` computes it.
 
 Source of every rule: the official evaluation script of SQuAD v1.1 (Rajpurkar et al., shipped by the
-MLPerf reference as ``language/bert/evaluate_v1.1.py``), REFERENCE.md §3:
+MLPerf reference as ``language/bert/evaluate_v1.1.py``), docs/scoring.md#squad-v11-metric:
 
 - normalize: lower-case, drop ASCII punctuation (``string.punctuation``), replace the whole words
   a/an/the by a space, collapse whitespace;
@@ -11,10 +11,10 @@ MLPerf reference as ``language/bert/evaluate_v1.1.py``), REFERENCE.md §3:
 
 Sums are accumulated in the official order (dataset order, EM as an int, F1 as a float), so the
 result is bit-identical to the official script, e.g. ``{"exact_match": 86.20624408703878,
-"f1": 92.19557978351145}`` for Google's BERT-ensemble dev predictions (GOLDEN.md).
+"f1": 92.19557978351145}`` for Google's BERT-ensemble dev predictions (docs/golden.md#official-scorer).
 
 Deliberate difference: the MLPerf copy of the script has ``--max_examples N``, which scores N-1
-questions but divides by N (REFERENCE.md §3, last bullet). Here a subset is scored with ``qids`` and
+questions but divides by N (docs/scoring.md#quirks-we-do-not-copy). Here a subset is scored with ``qids`` and
 the average is over exactly the questions scored.
 """
 

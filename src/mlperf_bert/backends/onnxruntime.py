@@ -1,4 +1,4 @@
-"""ONNX Runtime backend for BERT QA ONNX files (official fp32 and int8 conventions, REFERENCE.md §7).
+"""ONNX Runtime backend for BERT QA ONNX files (official fp32 and int8 conventions, docs/models.md#tensor-names).
 
 Input names are read from the model:
 - official fp32 (``model.onnx``): ``input_ids``, ``input_mask``, ``segment_ids``;

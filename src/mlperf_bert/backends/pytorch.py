@@ -1,9 +1,9 @@
 """PyTorch backend: a Hugging Face ``BertForQuestionAnswering`` (config.json + model.safetensors) or the
-official MLPerf ``model.pytorch`` state_dict with a ``bert_config.json`` beside it (REFERENCE.md §7).
+official MLPerf ``model.pytorch`` state_dict with a ``bert_config.json`` beside it (docs/models.md#official-artifacts).
 
 Weights load strictly: any missing or unexpected tensor name is an error listing all of them (the
-reference's ``strict=False`` silently ran with missing weights, REFERENCE.md §10). The only names tolerated
-without being used are ``convert.names.HF_IGNORE_RULES`` (the pooler, which QA never uses, and the
+reference's ``strict=False`` silently ran with missing weights, docs/workload.md#reference-pitfalls). The only names
+tolerated without being used are ``convert.names.HF_IGNORE_RULES`` (the pooler, which QA never uses, and the
 ``position_ids`` buffer older transformers versions saved), the same list the TF converter applies.
 """
 

@@ -31,7 +31,8 @@ import numpy as np
 from mlperf_bert.backends.registry import BackendConfig
 from mlperf_bert.errors import BackendFailure, ConfigError, ModelError
 
-#: Canonical input names (official model.pb, REFERENCE.md §7) and accepted aliases (HF naming), in feed order.
+#: Canonical input names (official model.pb, docs/models.md#tensor-names) and accepted aliases (HF naming), in feed
+#: order.
 INPUT_ALIASES = {
     "input_ids": ("input_ids",),
     "input_mask": ("input_mask", "attention_mask"),

@@ -42,7 +42,7 @@ def registry_table():
 
     from mlperf_bert.models.registry import OFFICIAL, OfficialModel
 
-    table = Table(title="Official artifacts (REFERENCE.md §7)")
+    table = Table(title="Official artifacts (docs/models.md)")
     for col in ("name", "format", "precision", "F1", "files", "md5"):
         table.add_column(col, overflow="fold", no_wrap=col in ("name", "format", "F1"))
     for entry in OFFICIAL:

@@ -9,7 +9,7 @@ serves a converted HF model and an original TF checkpoint.
 Outputs (``export_tf``):
   * ``saved_model/``: signature ``serving_default``: int32 ``input_ids``, ``input_mask``, ``segment_ids``
     [batch, seq] -> ``{"logits": float32 [batch, seq, 2]}`` (start logits in ``[..., 0]``, end in ``[..., 1]``).
-  * ``model.pb``: a frozen GraphDef like the official MLPerf ``model.pb`` (REFERENCE.md §7): Placeholders
+  * ``model.pb``: a frozen GraphDef like the official MLPerf ``model.pb`` (docs/models.md#tensor-names): Placeholders
     ``input_ids``, ``input_mask``, ``segment_ids`` (int32) and the node ``logits`` (float32 [batch, seq, 2]);
     shapes [None, None] by default, or fixed (the official file is [1, 384]) with ``static_shape``.
   * ``export.json``: source, sizes, names, TF version and the parity check result.
@@ -27,7 +27,7 @@ from mlperf_bert.convert import atomic_output_dir, check_output_dir
 from mlperf_bert.convert.names import ATTENTION_MASK_VALUE, LAYER_NORM_EPS, BertShape, weight_names
 from mlperf_bert.errors import ConfigError, ModelError
 
-#: Input names of the official frozen graph and of our SavedModel signature (REFERENCE.md §7).
+#: Input names of the official frozen graph and of our SavedModel signature (docs/models.md#tensor-names).
 INPUT_NAMES = ("input_ids", "input_mask", "segment_ids")
 #: Output node / signature key: float32 [batch, seq, 2].
 OUTPUT_NAME = "logits"

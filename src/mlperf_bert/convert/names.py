@@ -4,7 +4,7 @@ Pure Python (no TensorFlow, no torch): the TF -> PyTorch converter, the PyTorch 
 builder and the PyTorch backend all use these names, shapes and ignore rules.
 
 TF names are those of the Google BERT ``modeling.py`` / NVIDIA DeepLearningExamples (DLE) ``run_squad.py``
-checkpoints, e.g. the official MLPerf ``model.ckpt-5474`` (REFERENCE.md §7):
+checkpoints, e.g. the official MLPerf ``model.ckpt-5474`` (docs/models.md#tf-checkpoint):
 ``bert/embeddings/word_embeddings``, ``bert/encoder/layer_N/attention/self/query/kernel``, ...,
 ``cls/squad/output_weights`` [2, hidden] and ``cls/squad/output_bias`` [2].
 TF dense kernels are stored [in, out]; torch ``nn.Linear.weight`` is [out, in], so they are transposed.
@@ -97,7 +97,7 @@ class BertShape:
         }
 
 
-#: The MLPerf model (REFERENCE.md §1): BERT-Large uncased, 24 x 1024, 16 heads, 4096, vocab 30522.
+#: The MLPerf model (docs/workload.md#model): BERT-Large uncased, 24 x 1024, 16 heads, 4096, vocab 30522.
 BERT_LARGE = BertShape(num_layers=24, hidden=1024, heads=16, intermediate=4096)
 
 

@@ -1,6 +1,6 @@
 """TensorFlow BERT checkpoint (Google / NVIDIA DLE names) -> Hugging Face ``BertForQuestionAnswering`` folder.
 
-The official MLPerf checkpoint ``model.ckpt-5474`` (REFERENCE.md §7) is a TF1 name-based checkpoint:
+The official MLPerf checkpoint ``model.ckpt-5474`` (docs/models.md#tf-checkpoint) is a TF1 name-based checkpoint:
 ``<prefix>.index`` + ``<prefix>.data-00000-of-00001``. Every variable is matched against the explicit map in
 ``convert.names``: weights are converted (dense kernels transposed [in, out] -> [out, in]), training state is
 skipped by a named rule (``names.TF_IGNORE_RULES``) and reported, and anything else (a missing weight, an

@@ -1,4 +1,4 @@
-"""PyTorch BERT QA -> ONNX with the official fp32 file's names (REFERENCE.md §7).
+"""PyTorch BERT QA -> ONNX with the official fp32 file's names (docs/models.md#tensor-names).
 
 Inputs ``input_ids``, ``input_mask``, ``segment_ids`` (int64 [batch, seq]); outputs ``output_start_logits``,
 ``output_end_logits`` (float32 [batch, seq]); batch and sequence axes dynamic. After export the file is run

@@ -1,6 +1,6 @@
 """LoadGen ``TestSettings``/``LogSettings`` from our run configuration.
 
-Rules presets (REFERENCE.md §5, §6):
+Rules presets (docs/loadgen.md#rules-presets):
 - ``current``: LoadGen 6.x's built-in mlperf.conf for model ``bert`` (seeds, 600 s, performance_sample_count
   10,833, Server 130 ms, Offline min 10,833 samples, early stopping).
 - ``v1.0``: MLPerf Inference v1.0 rules: the v1.0 seeds and minimums (600 s; Offline >= 24,576 samples,
@@ -23,12 +23,12 @@ from mlperf_bert.errors import ConfigError
 
 RULES = ("current", "v1.0", "quick")
 MODES = ("accuracy", "performance")
-#: LoadGen model key for both bert-99 and bert-99.9 (REFERENCE.md §8).
+#: LoadGen model key for both bert-99 and bert-99.9 (docs/submission.md#benchmarks).
 LOADGEN_MODEL = "bert"
 
-#: MLPerf Inference v1.0 seeds (REFERENCE.md §6): qsl, sample_index, schedule.
+#: MLPerf Inference v1.0 seeds (docs/loadgen.md#rules-presets): qsl, sample_index, schedule.
 V1_0_SEEDS = (7322528924094909334, 1570999273408051088, 3507442325620259414)
-#: MLPerf Inference v1.0 minimum query counts (Offline: samples in its one query), REFERENCE.md §6.
+#: MLPerf Inference v1.0 minimum query counts (Offline: samples in its one query), docs/loadgen.md#rules-presets.
 V1_0_MIN_QUERY_COUNT = {"Offline": 24_576, "Server": 270_336, "SingleStream": 1_024, "MultiStream": 270_336}
 #: MLPerf Inference v1.0 minimum duration, every scenario (ms).
 V1_0_MIN_DURATION_MS = 600_000

@@ -1,8 +1,8 @@
 """The official MLPerf Inference BERT artifacts: where to download them, their md5 and their interfaces.
 
-Every URL, md5, input/output name, dtype and F1 below comes from REFERENCE.md §1 and §7 (zenodo records
+Every URL, md5, input/output name, dtype and F1 below comes from docs/models.md (zenodo records
 used by the MLPerf Inference v1.0 reference and MLCommons' automation recipes). The per-file URLs of the
-TF checkpoint record (zenodo 3733868, which REFERENCE.md gives only as a record URL) follow zenodo's
+TF checkpoint record (zenodo 3733868, which the reference links only as a record) follow zenodo's
 ``https://zenodo.org/record/<id>/files/<filename>`` scheme.
 
 This module is pure data: no I/O, no imports beyond the standard library.
@@ -18,9 +18,9 @@ from mlperf_bert.errors import ConfigError
 ModelFormat = Literal["tf-checkpoint", "tf-frozen-graph", "pytorch", "onnx"]
 Precision = Literal["fp32", "int8"]
 
-#: F1 of the official fp32 BERT-Large on SQuAD v1.1 dev (REFERENCE.md §1).
+#: F1 of the official fp32 BERT-Large on SQuAD v1.1 dev (docs/workload.md#accuracy-targets).
 FP32_F1 = 90.874
-#: F1 of the official int8 (fake-quantized, QAT) BERT-Large (REFERENCE.md §1).
+#: F1 of the official int8 (fake-quantized, QAT) BERT-Large (docs/workload.md#int8-reference).
 INT8_F1 = 90.067
 
 
@@ -95,7 +95,7 @@ _ZENODO_CKPT = "https://zenodo.org/record/3733868/files/"
 _BERT_INPUTS = ("input_ids", "input_mask", "segment_ids")  # Google BERT / TF / fp32 ONNX names
 _HF_INPUTS = ("input_ids", "attention_mask", "token_type_ids")  # Hugging Face / int8 ONNX names
 
-#: The official BERT-Large models (REFERENCE.md §7), in listing order.
+#: The official BERT-Large models (docs/models.md#official-artifacts), in listing order.
 OFFICIAL_MODELS: tuple[OfficialModel, ...] = (
     OfficialModel(
         name="bert-large-tf",
@@ -175,7 +175,7 @@ OFFICIAL_MODELS: tuple[OfficialModel, ...] = (
     ),
 )
 
-#: Official data sets (REFERENCE.md §7).
+#: Official data sets (docs/models.md#official-artifacts).
 OFFICIAL_DATASETS: tuple[OfficialDataset, ...] = (
     OfficialDataset(
         name="squad-dev",

@@ -17,7 +17,7 @@ class SquadQSL:
     Args:
         features: the preprocessed features (N samples).
         performance_sample_count: samples LoadGen may use in performance mode; defaults to
-            min(N, 10,833) (the built-in bert entry of mlperf.conf, REFERENCE.md §5).
+            min(N, 10,833) (the built-in bert entry of mlperf.conf, docs/loadgen.md#built-in-settings).
 
     Attributes:
         input_ids, input_mask, segment_ids: int32 [N, 384] views of ``features``.

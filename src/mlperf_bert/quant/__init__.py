@@ -1,4 +1,4 @@
-"""int8 BERT the MLPerf way, calibrated only on the 100 listed dev features (REFERENCE.md §1, §6, §7).
+"""int8 BERT the MLPerf way, calibrated only on the 100 listed dev features (docs/workload.md#int8-reference).
 
 - ``calibration``: read ``bert-calibration.txt`` strictly; the listed features as model inputs.
 - ``ptq``: ONNX Runtime static QDQ quantization (symmetric, per-tensor int8; percentile/entropy/minmax).

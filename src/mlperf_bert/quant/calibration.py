@@ -1,9 +1,9 @@
 """The MLPerf int8 calibration set: the 100 listed dev features, as model inputs.
 
 MLPerf's closed division allows int8 calibration only on the samples of
-``calibration/SQuAD-v1.1/bert-calibration.txt`` (REFERENCE.md §6): 100 integers that index the list of
-10,833 dev *features* (QSL sample indices), not the 10,570 questions (GOLDEN.md "Calibration list";
-shared/data/README.md). Everything here is about reading that list strictly and turning the features it
+``calibration/SQuAD-v1.1/bert-calibration.txt`` (docs/workload.md#closed-division): 100 integers that index the list of
+10,833 dev *features* (QSL sample indices), not the 10,570 questions
+(docs/workload.md#calibration-list). Everything here is about reading that list strictly and turning the features it
 names into model inputs; the quantizers themselves live in ``ptq`` (ONNX Runtime) and ``qat`` (PyTorch).
 """
 
@@ -21,7 +21,7 @@ from mlperf_bert.squad.types import Features
 
 #: Name of the official list (mlcommons/inference v1.0.1 ``calibration/SQuAD-v1.1/bert-calibration.txt``).
 CALIBRATION_FILE_NAME = "bert-calibration.txt"
-#: sha256 of the official list (shared/data/README.md), recorded in manifests as ``official: true/false``.
+#: sha256 of the official list (docs/workload.md#calibration-list), recorded in manifests as ``official: true/false``.
 OFFICIAL_CALIBRATION_SHA256 = "5a4ace54371313359193a661d653731115fc749c6ed92812ada1f74d4b1b708a"
 
 

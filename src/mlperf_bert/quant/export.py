@@ -1,6 +1,6 @@
 """Export a quantization-aware BERT to ONNX: the official fake-quant form and a fast QDQ form.
 
-Official form (like MLPerf's ``bert_large_v1_1_fake_quant.onnx``, REFERENCE.md §7): int64 inputs
+Official form (like MLPerf's ``bert_large_v1_1_fake_quant.onnx``, docs/models.md#int8-model): int64 inputs
 ``input_ids``, ``attention_mask``, ``token_type_ids`` [batch, seq]; outputs ``start_logits``,
 ``end_logits`` [batch, seq] in that order; fp32 weights, each quantized tensor passing through a
 QuantizeLinear/DequantizeLinear pair with a per-tensor scale (zero point 0, int8).

@@ -1,6 +1,6 @@
 """``manifest.json``: how a quantized model was made, written next to it.
 
-The mode lives in the manifest, not in the file name (STYLE.md "What to absorb" 8). A manifest holds
+The mode lives in the manifest, not in the file name. A manifest holds
 the method and its settings, the calibration list (path, sha256, whether it is MLPerf's official one,
 count), the source model's fingerprint, the library versions, and method-specific results (node counts,
 training steps, parity checks).

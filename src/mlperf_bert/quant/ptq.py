@@ -4,8 +4,8 @@ Steps (ONNX Runtime's recommended flow):
 
 1. ``quant_pre_process``: symbolic shape inference (``auto_merge``, needed for BERT's dynamic batch and
    sequence axes) and ORT's basic graph optimizations, so every tensor to quantize has a known type.
-2. Calibration on the MLPerf calibration features only (``calibration.py``; REFERENCE.md §6), one feature
-   per batch at its real length. ORT's histogram calibrators need equal shapes inside one collection,
+2. Calibration on the MLPerf calibration features only (``calibration.py``; docs/workload.md#calibration-list), one
+   feature per batch at its real length. ORT's histogram calibrators need equal shapes inside one collection,
    so each feature is collected separately (``CalibStridedMinMax=1``: despite its name it drives every
    calibrator) and merged into the running histograms.
 3. ``quantize_static`` in QDQ format, int8, symmetric (``ActivationSymmetric``/``WeightSymmetric``),

@@ -1,6 +1,6 @@
 """Quantization-aware BERT: symmetric per-tensor int8 fake quantizers at MLPerf's positions.
 
-The MLPerf int8 BERT (``bert_large_v1_1_fake_quant.onnx``, REFERENCE.md §1, §7) is "symmetrically
+The MLPerf int8 BERT (``bert_large_v1_1_fake_quant.onnx``, docs/models.md#int8-model) is "symmetrically
 per-tensor quantized without bias", with scale-only quantizers on, in every layer (the NVIDIA recipe, the
 same positions as Hugging Face's former ``QDQBert`` model):
 
@@ -22,7 +22,7 @@ quantizer (per layer)  tensor
 
 Biases, LayerNorm, softmax, GELU and the QA head stay fp32. Weight ranges are the tensor's max |w|
 (recomputed every step while training, frozen for export); activation ranges come from the calibration
-set (``calibrate``: 99.99th percentile of |x| histograms by default, REFERENCE.md §1) and stay fixed
+set (``calibrate``: 99.99th percentile of |x| histograms by default, docs/models.md#int8-model) and stay fixed
 during fine-tuning. A quantizer maps x to ``scale * clamp(round(x / scale), -128, 127)`` with
 ``scale = amax / 127`` and zero point 0, through ``torch.fake_quantize_per_tensor_affine`` (straight-
 through gradient inside the range, zero outside), which the ONNX exporter writes as a

@@ -10,7 +10,7 @@ rescales channel ``k`` of the activation ``X`` by ``1 / s_k`` and row ``k`` of t
     s_k = max|X_k| ** alpha / max|W_k| ** (1 - alpha)
 
 ``alpha`` (0.5 in the paper) balances how hard the activations and the weights are to quantize. The
-quantization itself stays symmetric and per-tensor (REFERENCE.md §1): only the fp32 graph changes.
+quantization itself stays symmetric and per-tensor (docs/workload.md#int8-reference): only the fp32 graph changes.
 
 In a post-LN BERT the LayerNorm output also feeds the residual Add, so ``1 / s`` cannot be folded into
 the LayerNorm's gamma/beta; it becomes an explicit ``Mul`` between the activation and the MatMuls it
@@ -19,7 +19,7 @@ Only MatMuls with a 2-D weight initializer (the dense layers) are smoothed; the 
 (both inputs activations) and the excluded ones (the QA head) are left as they are.
 
 The per-channel ranges ``max|X_k|`` come from the calibration features only (MLPerf closed division:
-the 100 listed examples, REFERENCE.md §6), read by running the fp32 model in ONNX Runtime with the
+the 100 listed examples, docs/workload.md#calibration-list), read by running the fp32 model in ONNX Runtime with the
 activations added as extra outputs.
 """
 

@@ -1,7 +1,7 @@
 """Feature cache: ``.npz`` files keyed by what the features depend on, written atomically.
 
-Unlike the reference's ``eval_features.pickle`` (keyed by file name only, STYLE.md "Avoid" 8), the key is a
-sha256 over the dataset bytes, the vocabulary bytes, the preprocessing constants, the ``tokenizers``
+Unlike the reference's ``eval_features.pickle`` (keyed by name only, docs/scoring.md#quirks-we-do-not-copy), the key is
+a sha256 over the dataset bytes, the vocabulary bytes, the preprocessing constants, the ``tokenizers``
 version and ``FORMAT_VERSION``; change any and a new cache file is built. No pickle anywhere.
 """
 

@@ -15,7 +15,7 @@ from mlperf_bert.errors import DataError
 from mlperf_bert.squad.types import Example
 
 #: The reference's whitespace for doc tokens: space, tab, CR, LF and U+202F (narrow no-break space)
-#: (``is_whitespace`` in ``read_squad_examples``; REFERENCE.md §2 step 1). Other Unicode spaces,
+#: (``is_whitespace`` in ``read_squad_examples``; docs/preprocessing.md#doc-tokens). Other Unicode spaces,
 #: e.g. U+00A0, stay inside doc tokens (WordPiece later splits on them).
 DOC_WHITESPACE = " \t\r\n\u202f"
 _DOC_TOKEN_RE = re.compile(f"[^{re.escape(DOC_WHITESPACE)}]+")

@@ -1,9 +1,9 @@
 """SQuAD examples -> fixed-length BERT features, exactly as the MLPerf reference.
 
 Reference: ``convert_examples_to_features`` (is_training=False) in mlcommons/inference v1.0.1
-``language/bert/create_squad_data.py``; the steps are REFERENCE.md §2 steps 2-7. Differences are only in
+``language/bert/create_squad_data.py``; the steps are in docs/preprocessing.md. Differences are only in
 speed: each distinct question and doc token is tokenized once (a batch through the Rust tokenizer) instead
-of once per question, and arrays are filled with numpy. The output is hash-identical (GOLDEN.md "Features").
+of once per question, and arrays are filled with numpy. The output is hash-identical (docs/golden.md#features).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ class DocSpan:
 
 
 def doc_spans(num_pieces: int, max_tokens_for_doc: int, doc_stride: int) -> list[DocSpan]:
-    """Sliding windows over ``num_pieces`` context pieces (REFERENCE.md §2 step 4).
+    """Sliding windows over ``num_pieces`` context pieces (docs/preprocessing.md#windows).
 
     A window takes ``min(max_tokens_for_doc, remaining)`` pieces; stop after the window that reaches the
     end, otherwise advance by ``min(window length, doc_stride)``. An empty context gives no window.
@@ -51,7 +51,7 @@ def doc_spans(num_pieces: int, max_tokens_for_doc: int, doc_stride: int) -> list
 
 
 def max_context_span(spans: Sequence[DocSpan], num_pieces: int) -> np.ndarray:
-    """For each context piece, the index of its *max-context* window (REFERENCE.md §2 step 6).
+    """For each context piece, the index of its *max-context* window (docs/preprocessing.md#max-context).
 
     score(window, piece) = min(left context, right context) + 0.01 * window length, over the windows
     holding the piece; the first window with the highest score wins (the reference's strict ``>``).
@@ -125,7 +125,7 @@ def convert_examples_to_features(
 def _tokenize_paragraphs(
     docs: Sequence[tuple[str, ...]], tokenizer: WordPieceTokenizer
 ) -> dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]]:
-    """Paragraph -> (piece ids int32 [P], doc-token index of each piece int32 [P]) (REFERENCE.md §2 step 3).
+    """Paragraph -> (piece ids int32 [P], doc-token index of each piece int32 [P]) (docs/preprocessing.md).
 
     Each doc token is tokenized on its own, as the reference does, once per distinct token: its pieces
     live at ``flat[word_start[w] : word_start[w] + word_len[w]]`` and are gathered per paragraph.

@@ -4,7 +4,7 @@ The reference (mlcommons/inference v1.0.1 ``language/bert/squad_QSL.py``) uses t
 ``transformers.BertTokenizer`` (2.4.0): special tokens are split out first, then ``BasicTokenizer``
 (drop NUL/U+FFFD/control chars, whitespace -> space, spaces around CJK ideographs, split on whitespace,
 per word: lower-case, NFD + drop Mn accents, split on punctuation), then greedy longest-match WordPiece
-with ``##`` continuation pieces, words longer than 100 chars -> ``[UNK]`` (REFERENCE.md §2 step 2).
+with ``##`` continuation pieces, words longer than 100 chars -> ``[UNK]`` (docs/preprocessing.md#tokenization).
 
 The Rust pipeline (``BertNormalizer`` + ``BertPreTokenizer`` + ``WordPiece``, special tokens registered as
 added tokens) does the same with one known exception: Rust lower-cases character by character, Python's

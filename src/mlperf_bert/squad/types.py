@@ -14,7 +14,7 @@ class Example:
     Attributes:
         qas_id: the question id (``id`` in the JSON).
         question_text: the question as given.
-        doc_tokens: the context split on whitespace (space, tab, CR, LF, U+202F), REFERENCE.md §2 step 1.
+        doc_tokens: the context split on whitespace (space, tab, CR, LF, U+202F), docs/preprocessing.md#doc-tokens.
         answers: gold answer texts (may repeat), used only for scoring.
     """
 
@@ -36,7 +36,7 @@ class Features:
         unique_id: int64 [N] 1,000,000,000 + feature index.
         token_to_orig: int32 [N, L] doc-token index of each context piece, -1 elsewhere.
         token_is_max_context: bool [N, L] True where this window is the piece's max-context window
-            (REFERENCE.md §2 step 6); False outside the context.
+            (docs/preprocessing.md#max-context); False outside the context.
     """
 
     input_ids: np.ndarray

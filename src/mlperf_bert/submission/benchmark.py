@@ -1,6 +1,6 @@
 """Benchmarks ``bert-99`` / ``bert-99.9`` and their F1 targets, and the models whose fp32 F1 we know.
 
-MLPerf's target is a fraction of the fp32 reference F1 (REFERENCE.md §1; v1.0 submission checker:
+MLPerf's target is a fraction of the fp32 reference F1 (docs/workload.md#accuracy-targets; v1.0 submission checker:
 ``90.874 * 0.99`` and ``90.874 * 0.999``): 89.96526 and 90.783126 for the official BERT-Large. A model
 that is not the official one gets the same fraction of *its own* fp32 F1, given by the user
 (``--reference-f1``) or taken from ``KNOWN_MODELS`` (measured with the unmodified reference scorer).
@@ -16,7 +16,7 @@ from mlperf_bert.errors import ConfigError
 from mlperf_bert.models.registry import FP32_F1, OFFICIAL_MODELS
 from mlperf_bert.quant.manifest import source_model_path
 
-#: Benchmark folder names of a submission (REFERENCE.md §8); the LoadGen model key stays ``bert``.
+#: Benchmark folder names of a submission (docs/submission.md#benchmarks); the LoadGen model key stays ``bert``.
 BENCHMARKS = ("bert-99", "bert-99.9")
 #: Share of the fp32 reference F1 each benchmark must reach (v1.0 checker ``accuracy-target``).
 ACCURACY_FRACTION = {"bert-99": 0.99, "bert-99.9": 0.999}
@@ -49,11 +49,11 @@ class KnownModel:
 KNOWN_MODELS: dict[str, KnownModel] = {
     "minilm-l6-squad": KnownModel(
         name="minilm-l6-squad", reference_f1=78.91206147893796, official=False,
-        source="shared/models/minilm-l6-squad/README.md (PyTorch fp32, reference accuracy-squad.py)",
+        source="docs/models.md#small-model (PyTorch fp32, reference accuracy-squad.py)",
         weights_sha256="4e183240ab0ae99b7c513c346440db9743a98154dbd734952a03cd4f8da5058d"),
 }
 OFFICIAL_BERT_LARGE = KnownModel(name="bert-large", reference_f1=FP32_F1, official=True,
-                                 source="REFERENCE.md §1 (official BERT-Large fp32)")
+                                 source="docs/workload.md#accuracy-targets (official BERT-Large fp32)")
 _OFFICIAL_FILES = {a.filename for m in OFFICIAL_MODELS for a in m.files if a.name != "vocab"}
 
 

@@ -1,6 +1,6 @@
 """Our submission checker: the MLPerf v1.0 checker's rules for BERT, every failure reported with its file.
 
-What is checked (REFERENCE.md §5, §6, §8; MLPerf v1.0 ``tools/submission/submission-checker.py`` and
+What is checked (docs/submission.md; MLPerf v1.0 ``tools/submission/submission-checker.py`` and
 ``truncate_accuracy_log.py``):
 
 - layout: ``<division>/<submitter>/{systems,measurements,results,compliance,code}``; systems JSON with
@@ -42,12 +42,12 @@ from mlperf_bert.submission.system import (ALL_SYSTEM_FIELDS, DIVISIONS, IMPLEME
                                            VALID_SYSTEM_TYPES)
 
 CHECK_RULES = ("v1.0", "current", "quick")
-#: LoadGen 6.x built-in mlperf.conf seeds (qsl, sample_index, schedule), REFERENCE.md §6; ``quick`` and
-#: ``current`` runs use them.
+#: LoadGen 6.x built-in mlperf.conf seeds (qsl, sample_index, schedule), docs/loadgen.md#built-in-settings; ``quick``
+#: and ``current`` runs use them.
 LOADGEN_BUILTIN_SEEDS = (2085463073848966840, 2747215439041700203, 16159082839903944936)
-#: TEST05 seeds (REFERENCE.md §8).
+#: TEST05 seeds (docs/submission.md#test05).
 TEST05_SEEDS = (313588358309856706, 471397156132239067, 413914573387865862)
-#: TEST01 audit settings (REFERENCE.md §8).
+#: TEST01 audit settings (docs/submission.md#test01).
 TEST01_SAMPLING_TARGET = 4096
 TEST01_RNG_SEED = 720381539243781796
 SEED_KEYS = ("effective_qsl_rng_seed", "effective_sample_index_rng_seed", "effective_schedule_rng_seed")
@@ -94,10 +94,11 @@ class RuleSet:
     server_latency_ns: int = SERVER_TARGET_LATENCY_NS
 
 
-#: MLPerf Inference v1.0 (REFERENCE.md §6; v1.0 checker ``min-queries``, ``OFFLINE_MIN_SPQ``).
+#: MLPerf Inference v1.0 (docs/submission.md#performance-checks; v1.0 checker ``min-queries``, ``OFFLINE_MIN_SPQ``).
 V1_0_RULES = RuleSet("v1.0", V1_0_SEEDS, 600_000,
                      {"Offline": 1, "Server": 270_336, "SingleStream": 1_024, "MultiStream": 270_336}, 24_576)
-#: LoadGen 6.x built-in mlperf.conf for bert (REFERENCE.md §5-§6): early stopping instead of Server counts.
+#: LoadGen 6.x built-in mlperf.conf for bert (docs/loadgen.md#built-in-settings): early stopping instead of Server
+#: counts.
 CURRENT_RULES = RuleSet("current", LOADGEN_BUILTIN_SEEDS, 600_000,
                         {"Offline": 1, "Server": 0, "SingleStream": 0, "MultiStream": 662}, DEV_FEATURE_COUNT)
 

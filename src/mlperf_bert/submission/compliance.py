@@ -1,7 +1,7 @@
 """Compliance tests TEST01 and TEST05: run them with the audit settings of a submission run, verify, and
 write the compliance folder of the submission tree.
 
-TEST01 (REFERENCE.md §8; MLPerf compliance TEST01 README): a performance run with an audit.config
+TEST01 (docs/submission.md#test01; MLPerf compliance TEST01 README): a performance run with an audit.config
 (``accuracy_log_sampling_target`` 4096, ``accuracy_log_rng_seed`` 720381539243781796) makes LoadGen log
 the responses of a random subset of samples. They must equal the accuracy-mode responses of the same
 ``qsl_idx`` (compared here as whole byte strings, stricter than the reference script, which looks at one

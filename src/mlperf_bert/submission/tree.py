@@ -1,4 +1,4 @@
-"""Assemble run folders and compliance folders into an MLPerf submission tree (REFERENCE.md §8).
+"""Assemble run folders and compliance folders into an MLPerf submission tree (docs/submission.md#layout-v10).
 
 Layout written under ``<output>/<division>/<submitter>/``::
 

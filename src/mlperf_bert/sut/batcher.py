@@ -2,7 +2,7 @@
 
 No LoadGen, no threads, no model: just lengths in, index groups out, so the rules (token budget, every
 sample exactly once) are tested directly. Sorting inside a query, dynamic batching and padding removal are
-allowed in the closed division (MLPerf v1.0 rules, REFERENCE.md §6).
+allowed in the closed division (MLPerf v1.0 rules, docs/workload.md#closed-division).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ Scenario paths:
 - SingleStream / MultiStream: the query runs in LoadGen's issue thread (no queue hop; LoadGen waits for
   each query anyway).
 
-Responses: per sample, row-major float32 [n, 2] start/end logits (REFERENCE.md §4). With
+Responses: per sample, row-major float32 [n, 2] start/end logits (docs/responses.md#response-format). With
 ``response_rows="trimmed"`` (default) n is the sample's real length; the scorer pads the rest with -10000,
 positions which can never hold an answer (they are outside the context). With ``"full"`` n = 384 and the
 rows past the batch's padded length are -10000, for scorers that need 3,072-byte responses.

@@ -1,6 +1,6 @@
 """SQuAD v1.1 training features: windows as the reference, start/end labels from character offsets.
 
-Windows follow the reference ``convert_examples_to_features`` (REFERENCE.md §2: first 64 question
+Windows follow the reference ``convert_examples_to_features`` (docs/preprocessing.md: first 64 question
 pieces, ``[CLS] question [SEP] window [SEP]``, windows over the context advanced by 128 pieces; the same
 ``squad.features.doc_spans`` the dev features use). Labels follow the reference ``run_squad.py``
 training branch: the answer's first and last word pieces inside the window, or position 0 ([CLS]) for
