@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlperf_bert.backends.registry import BackendConfig, BackendRegistry, BackendSpec
+from mlperf_bert.backends.base import BackendConfig, BackendOption, BackendSpec
+from mlperf_bert.backends.registry import BackendRegistry
 from mlperf_bert.squad.types import Example, Features
 
 
@@ -55,7 +56,12 @@ class EchoBackend:
         pass
 
 
+ECHO_SPEC = BackendSpec(name="echo", target="fakes:EchoBackend", summary="test echo backend",
+                        options=(BackendOption("fail_after", int, None, help="raise after N batches"),))
+
+
 def registry_with_fakes() -> BackendRegistry:
-    reg = BackendRegistry()
-    reg.register("echo", BackendSpec("fakes:EchoBackend", "", "test echo backend"))
+    """The installed backends plus the echo fake."""
+    reg = BackendRegistry.from_entry_points()
+    reg.register(ECHO_SPEC)
     return reg

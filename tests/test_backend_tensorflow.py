@@ -19,7 +19,8 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from mlperf_bert.backends.base import Backend  # noqa: E402
-from mlperf_bert.backends.registry import BackendConfig, BackendRegistry  # noqa: E402
+from mlperf_bert.backends.base import BackendConfig
+from mlperf_bert.backends.registry import BackendRegistry  # noqa: E402
 from mlperf_bert.backends.tensorflow import TensorFlowBackend  # noqa: E402
 from mlperf_bert.cli import main  # noqa: E402
 from mlperf_bert.convert.export_tf import export_tf  # noqa: E402
@@ -117,15 +118,15 @@ def test_tf_matches_onnxruntime(exported, small_onnx):
 def test_registry_loads_tensorflow_backend(exported):
     cfg = BackendConfig(name="tensorflow", model=exported / "model.pb", device="cpu", threads=1,
                         options={"graph_optimizations": False})
-    backend = BackendRegistry().load(cfg)
+    backend = BackendRegistry.from_entry_points().load(cfg)
     assert isinstance(backend, TensorFlowBackend) and isinstance(backend, Backend)
     assert backend.name == "tensorflow"
     ids, mask, seg = batch(2, 24)
     assert backend.predict(ids, mask, seg).shape == (2, 24, 2)
-    with pytest.raises(ConfigError, match="unknown tensorflow backend options"):
-        BackendRegistry().load(BackendConfig(name="tensorflow", model=exported, options={"fp16": True}))
-    with pytest.raises(ConfigError, match="needs a model"):
-        BackendRegistry().load(BackendConfig(name="tensorflow"))
+    with pytest.raises(ConfigError, match="backend 'tensorflow' has no option fp16 .its options: --tf-graph-opt"):
+        BackendRegistry.from_entry_points().load(BackendConfig(name="tensorflow", model=exported, options={"fp16": True}))
+    with pytest.raises(ConfigError, match="backend 'tensorflow' needs --model"):
+        BackendRegistry.from_entry_points().load(BackendConfig(name="tensorflow"))
 
 
 def test_fixed_shape_graph_like_the_official_one(small_model, exported, tmp_path):

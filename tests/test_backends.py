@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import onnx
 import pytest
 
+from mlperf_bert.backends.base import BackendConfig
 from mlperf_bert.backends.onnxruntime import OnnxRuntimeBackend
 from mlperf_bert.backends.pytorch import PyTorchBackend, build_model
-from mlperf_bert.backends.registry import BackendConfig, BackendRegistry
+from mlperf_bert.backends.registry import BackendRegistry
+from mlperf_bert.convert.ort_optimize import model_architecture, ort_optimized
+from mlperf_bert.models.artifact import ModelArchitecture, manifest_for
 from mlperf_bert.errors import BackendUnavailable, ConfigError, ModelError
 
 #: ORT vs PyTorch fp32 logits on the same input (issue 2: within 1e-4).
@@ -42,8 +44,13 @@ def test_export_has_official_names_and_dynamic_axes(small_onnx):
         assert i.type.tensor_type.elem_type == onnx.TensorProto.INT64
         dims = [d.dim_param for d in i.type.tensor_type.shape.dim]
         assert dims == ["batch", "seq"]
-    manifest = json.loads(small_onnx.with_suffix(".onnx.json").read_text())
-    assert manifest["parity_max_abs_diff_vs_pytorch"] < PARITY_ATOL
+    manifest = manifest_for(small_onnx)  # the one artifact manifest, beside the file
+    assert manifest.format == "onnx" and manifest.model_file == small_onnx.name and manifest.precision == "fp32"
+    assert manifest.architecture == ModelArchitecture(12, 384, 6)  # MiniLM-L6: 12 heads, not hidden/64 = 6
+    assert manifest.input_names == ("input_ids", "input_mask", "segment_ids")
+    (export,) = manifest.steps
+    assert export["step"] == "export-onnx" and export["opset"] == 17
+    assert export["parity_max_abs_diff_vs_pytorch"] < PARITY_ATOL
 
 
 def test_ort_matches_pytorch(small_onnx, torch_backend):
@@ -95,10 +102,10 @@ def test_unknown_input_names_are_one_line_error(tmp_path, small_onnx):
     onnx.save(m, str(path))
     with pytest.raises(ModelError, match=r"odd.onnx has inputs \['input_ids', 'mask', 'segment_ids'\]; expected"):
         OnnxRuntimeBackend(path)
-    # the default path runs the transformer optimizer first: the input names are still what is reported
+    # the default preparation runs the transformer optimizer first: the input names are still what is reported
     with pytest.raises(ModelError, match=r"odd.onnx has inputs \['input_ids', 'mask', 'segment_ids'\]; expected"):
-        OnnxRuntimeBackend(path, transformer_optimize=True, cache_dir=tmp_path / "cache")
-    assert not (tmp_path / "cache" / "onnx-optimized").exists()  # refused before anything was written
+        ort_optimized(path, tmp_path / "cache")
+    assert not (tmp_path / "cache" / "artifacts").exists()  # refused before anything was written
 
 
 def test_truncated_and_missing_onnx(tmp_path, small_onnx):
@@ -146,41 +153,71 @@ def test_official_state_dict_with_bert_config(tmp_path, small_model):
 
 
 def test_registry_errors():
-    reg = BackendRegistry()
-    with pytest.raises(ConfigError, match="unknown backend 'onnx'; choose one of: "):
+    reg = BackendRegistry.from_entry_points()
+    with pytest.raises(ConfigError, match="unknown backend 'onnx'; choose one of: null, onnxruntime, pytorch"):
         reg.load(BackendConfig(name="onnx"))
-    from mlperf_bert.backends.registry import BackendSpec
+    from mlperf_bert.backends.base import BackendSpec
 
-    reg.register("ghost2", BackendSpec("mlperf_bert.backends.null:NullBackend", "", ""))
+    reg.register(BackendSpec(name="ghost2", target="mlperf_bert.backends.null:NullBackend"))
     assert reg.load(BackendConfig(name="ghost2")).name == "null"
+    with pytest.raises(ConfigError, match="backend 'ghost2' has no option precision"):
+        reg.load(BackendConfig(name="ghost2", options={"precision": "bf16"}))
 
 
 def test_missing_runtime_names_the_extra(tmp_path, monkeypatch):
-    from mlperf_bert.backends.registry import BackendSpec
+    from mlperf_bert.backends.base import BackendSpec
 
     (tmp_path / "fake_backend_mod.py").write_text("import absent_runtime_xyz\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     reg = BackendRegistry()
-    reg.register("fancy", BackendSpec("fake_backend_mod:Fancy", "fancy", ""))
+    reg.register(BackendSpec(name="fancy", target="fake_backend_mod:Fancy", extra="fancy"))
     with pytest.raises(BackendUnavailable, match=r"needs the Python module 'absent_runtime_xyz'.*mlperf-bert\[fancy\]"):
         reg.load(BackendConfig(name="fancy"))
 
 
 def test_transformer_optimizer_fuses_and_keeps_logits(tmp_path, small_onnx):
-    """ORT's transformer optimizer: fused ops, same logits (1e-4), cached; a changed graph is refused."""
+    """ORT's transformer optimizer as a prepared artifact: fused ops, same logits (1e-4), cached once, the
+    head count from the export's manifest, idempotent; a changed graph is refused."""
     from collections import Counter
 
-    ref = OnnxRuntimeBackend(small_onnx, device="cpu")
-    opt = OnnxRuntimeBackend(small_onnx, device="cpu", transformer_optimize=True, cache_dir=tmp_path)
-    cached = list((tmp_path / "onnx-optimized").rglob("model.onnx"))
-    assert len(cached) == 1
-    ops = Counter(n.op_type for n in onnx.load(str(cached[0])).graph.node)
+    said: list[str] = []
+    fused = ort_optimized(small_onnx, tmp_path, say=said.append)
+    assert fused.is_relative_to(tmp_path / "artifacts") and len(said) == 1 and "12 heads" in said[0]
+    assert ort_optimized(small_onnx, tmp_path, say=said.append) == fused and len(said) == 1  # cached: silent
+    assert ort_optimized(fused, tmp_path) == fused  # already optimized: used as it is
+    manifest = manifest_for(fused)
+    assert [st["step"] for st in manifest.steps] == ["export-onnx", "ort-transformer-optimizer"]
+    assert manifest.steps[-1]["fused"]["Attention"] == 6 and manifest.source["path"] == str(small_onnx.resolve())
+    ops = Counter(n.op_type for n in onnx.load(str(fused)).graph.node)
     assert ops["Attention"] == 6 and ops["SkipLayerNormalization"] == 12 and ops["EmbedLayerNormalization"] == 1
     ids, mask, seg = _batch(4, 130)
+    ref = OnnxRuntimeBackend(small_onnx, device="cpu")
+    opt = OnnxRuntimeBackend(fused, device="cpu")
     assert np.abs(ref.predict(ids, mask, seg) - opt.predict(ids, mask, seg)).max() < PARITY_ATOL
-
-    from mlperf_bert.backends.onnxruntime import transformer_optimized
-
     with pytest.raises(ModelError, match="transformer optimizer changed the logits.*--no-ort-optimize"):
-        transformer_optimized(small_onnx, tmp_path / "fresh", parity_atol=-1.0)  # the guard itself
-    assert not list((tmp_path / "fresh").rglob("*.onnx"))  # nothing half-written
+        ort_optimized(small_onnx, tmp_path / "fresh", parity_atol=-1.0)  # the guard itself
+
+
+def test_head_count_comes_from_the_graph_without_a_manifest(tmp_path, small_onnx):
+    """A bare .onnx (no manifest, no config.json) gets its 12 heads from the attention Reshape, never the
+    hidden/64 = 6 guess; a graph that tells nothing is run unfused with one line saying so."""
+    import shutil
+
+    bare = tmp_path / "bare" / "bert.onnx"
+    bare.parent.mkdir()
+    shutil.copy(small_onnx, bare)
+    arch, where = model_architecture(bare, onnx.load(str(bare)))
+    assert (arch.num_attention_heads, arch.hidden_size, where) == (12, 384, "the graph")
+    said: list[str] = []
+    fused = ort_optimized(bare, tmp_path / "cache", say=said.append)
+    assert "12 heads, hidden 384 from the graph" in said[0] and manifest_for(fused).architecture.num_attention_heads == 12
+    m = onnx.load(str(bare))
+    for init in m.graph.initializer:
+        if len(init.dims) == 2 and init.dims[0] >= 30000:
+            init.dims[0] = 100  # no word-embedding table to read the hidden size from
+    odd = tmp_path / "odd" / "bert.onnx"
+    odd.parent.mkdir()
+    onnx.save(m, str(odd))
+    said.clear()
+    assert ort_optimized(odd, tmp_path / "cache", say=said.append) == odd
+    assert len(said) == 1 and "ORT transformer fusions skipped" in said[0]

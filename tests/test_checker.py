@@ -128,8 +128,16 @@ def test_exported_onnx_is_identified_by_its_manifest(tmp_path, shared):
     onnx = tmp_path / "onnx" / "abc-opset17" / "model.onnx"
     onnx.parent.mkdir(parents=True)
     onnx.write_bytes(b"")
-    (onnx.parent / "model.onnx.json").write_text(json.dumps({"source": str(shared / "models" / "minilm-l6-squad")}))
+    (onnx.parent / "manifest.json").write_text(json.dumps(
+        {"manifest_version": 2, "format": "onnx", "model_file": "model.onnx",
+         "source": {"path": str(shared / "models" / "minilm-l6-squad"), "sha256": "x"}}))
     assert identify_model(onnx).name == "minilm-l6-squad"  # not the official model.onnx
+    other = tmp_path / "other" / "model.onnx"  # a manifest naming another file says nothing about this one
+    other.parent.mkdir()
+    other.write_bytes(b"")
+    (other.parent / "manifest.json").write_text((onnx.parent / "manifest.json").read_text().replace(
+        '"model.onnx"', '"bert.onnx"'))
+    assert identify_model(other).name == "bert-large"  # by its official file name only
 
 
 def test_quantized_onnx_takes_its_fp32_source_target(tmp_path, shared):

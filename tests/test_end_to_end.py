@@ -12,7 +12,7 @@ import json
 import numpy as np
 import pytest
 
-from mlperf_bert.backends.registry import BackendConfig
+from mlperf_bert.backends.base import BackendConfig
 from mlperf_bert.cli import main as cli_main
 from mlperf_bert.config import DataPaths
 from mlperf_bert.logs.settings import LoadGenConfig
@@ -30,7 +30,8 @@ def paths(shared, tmp_path_factory):
 
 
 def test_full_dev_accuracy_onnxruntime(paths, small_onnx, tmp_path):
-    cfg = RunConfig(data=paths, backend=BackendConfig(name="onnxruntime", model=small_onnx, device="cpu"),
+    cfg = RunConfig(data=paths, backend=BackendConfig(name="onnxruntime", model=small_onnx, device="cpu",
+                                                      cache_dir=paths.cache_dir),
                     sut=SUTConfig(scenario="Offline"), loadgen=LoadGenConfig(scenario="Offline"),
                     modes=("accuracy",), output_dir=tmp_path, run_name="acc")
     res = run_benchmark(cfg, progress=False)
@@ -76,7 +77,8 @@ def test_padding_free_sorted_batches_match_batch_one(paths, small_onnx, tmp_path
          "full"),
         ("sorted", BatcherConfig(max_batch_size=32, token_budget=8192), "trimmed"),
     ):
-        cfg = RunConfig(data=paths, backend=BackendConfig(name="onnxruntime", model=small_onnx, device="cpu"),
+        cfg = RunConfig(data=paths, backend=BackendConfig(name="onnxruntime", model=small_onnx, device="cpu",
+                                                      cache_dir=paths.cache_dir),
                         sut=SUTConfig(scenario="Offline", batcher=batcher, response_rows=rows),
                         loadgen=LoadGenConfig(scenario="Offline"), modes=("accuracy",), output_dir=tmp_path,
                         run_name=name, max_examples=400)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import test_submission_support as sup
-from mlperf_bert.backends.registry import BackendConfig
+from mlperf_bert.backends.base import BackendConfig
 from mlperf_bert.config import DataPaths
 from mlperf_bert.errors import ConfigError
 from mlperf_bert.finder import FinderConfig, _step_down, find_peak_server, probe_expected

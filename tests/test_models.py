@@ -136,12 +136,18 @@ def test_onnx_files_and_manifest(tmp_path):
     folder.mkdir()
     _tiny_onnx(folder / "model.onnx")
     (folder / "broken.onnx").write_bytes(b"\x08\x07garbage")
-    (folder / "manifest.json").write_text(json.dumps({"precision": "int8", "source": "model.onnx"}))
+    manifest = {"manifest_version": 2, "format": "onnx", "model_file": "model.onnx", "precision": "int8",
+                "architecture": None, "input_names": [], "source": None, "steps": [], "created_utc": "",
+                "versions": {}}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
     found = {m.name: m for m in list_local([tmp_path])}
     good, bad = found["int8-mine/model.onnx"], found["int8-mine/broken.onnx"]
     assert good.kind == "onnx" and good.path == folder / "model.onnx"
     assert good.input_names == ("input_ids", "attention_mask", "token_type_ids")
-    assert good.manifest == {"precision": "int8", "source": "model.onnx"}
+    assert good.manifest == manifest
+    (folder / "manifest.json").write_text('{"precision": "int8"')  # truncated: listed with a note, not a crash
+    again = {m.name: m for m in list_local([tmp_path])}["int8-mine/model.onnx"]
+    assert again.manifest is None and "manifest.json: model manifest is truncated" in again.detail
     assert bad.status == "unreadable" and bad.input_names == ()
     cached = json.loads((folder / FILE_CACHE_NAME).read_text())["files"]["model.onnx"]["onnx_inputs"]
     assert cached == ["input_ids", "attention_mask", "token_type_ids"]

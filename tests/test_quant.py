@@ -23,7 +23,7 @@ from mlperf_bert.errors import DataError, ModelError
 from mlperf_bert.quant.calibration import (OFFICIAL_CALIBRATION_SHA256, calibration_inputs, check_indices,
                                            read_calibration_list)
 from mlperf_bert.quant.export import export_fake_quant_onnx, fake_quant_to_qdq, qdq_counts
-from mlperf_bert.quant.manifest import read_manifest
+from mlperf_bert.models.artifact import manifest_for, read_manifest
 from mlperf_bert.quant.ptq import PtqConfig, check_bert_onnx, quantize_ptq
 from mlperf_bert.quant.qat import ACTIVATION_POSITIONS, QuantBertForQA, calibrate, load_quant_model
 
@@ -241,12 +241,16 @@ def test_ptq_manifest_and_integer_graph(ptq, small_list):
     import onnxruntime as ort
 
     out, manifest = ptq
-    assert read_manifest(out) == manifest and manifest["method"] == "ptq"
-    assert manifest["calibration"]["samples"] == 8 and not manifest["calibration"]["official_mlperf_list"]
-    assert manifest["settings"]["method"] == "percentile" and manifest["settings"]["percentile"] == 99.999
-    assert manifest["settings"]["smoothquant"]["activations"] == 24
-    assert manifest["results"]["quantized_weights"] == 36 and manifest["results"]["per_tensor_scales"]
-    assert len(manifest["source_model"]["sha256"]) == 64 and manifest["versions"]["onnxruntime"]
+    assert read_manifest(out) == manifest and manifest.extra["method"] == "ptq"
+    assert (manifest.format, manifest.model_file, manifest.precision) == ("onnx", "model.onnx", "int8")
+    assert manifest.architecture.num_attention_heads == 12  # inherited from the export's manifest
+    assert [st["step"] for st in manifest.steps] == ["export-onnx", "quantize-ptq"]
+    extra = manifest.extra
+    assert extra["calibration"]["samples"] == 8 and not extra["calibration"]["official_mlperf_list"]
+    assert extra["settings"]["method"] == "percentile" and extra["settings"]["percentile"] == 99.999
+    assert extra["settings"]["smoothquant"]["activations"] == 24
+    assert extra["results"]["quantized_weights"] == 36 and extra["results"]["per_tensor_scales"]
+    assert len(manifest.source["sha256"]) == 64 and manifest.versions["onnxruntime"]
     assert (out / "calibration_ranges.json").is_file()
     assert qdq_counts(onnx.load(str(out / "model.onnx")))["per_tensor_scales"]
     so = ort.SessionOptions()
@@ -260,11 +264,12 @@ def test_ptq_manifest_and_integer_graph(ptq, small_list):
 def test_transformer_optimizer_fuses_int8_qdq_graph_and_keeps_its_integer_matmuls(ptq, dev, tmp_path):
     """QDQ graphs get SkipLayerNormalization/BiasGelu fusions (not Attention, which would cross QDQ pairs);
     every Quantize/Dequantize stays, and on real features the logits move by int8 rounding only."""
-    from mlperf_bert.backends.onnxruntime import transformer_optimized
+    from mlperf_bert.convert.ort_optimize import ort_optimized
 
     out, _ = ptq
-    fused = transformer_optimized(out / "model.onnx", tmp_path)
-    assert fused != out / "model.onnx" and fused.is_relative_to(tmp_path / "onnx-optimized")
+    fused = ort_optimized(out / "model.onnx", tmp_path)
+    assert fused != out / "model.onnx" and fused.is_relative_to(tmp_path / "artifacts")
+    assert manifest_for(fused).precision == "int8" and manifest_for(fused).steps[-1]["qdq"]
     before = Counter(n.op_type for n in onnx.load(str(out / "model.onnx")).graph.node)
     after = Counter(n.op_type for n in onnx.load(str(fused)).graph.node)
     assert after["SkipLayerNormalization"] == 12 and after["BiasGelu"] == 6 and after["Attention"] == 0
@@ -277,7 +282,7 @@ def test_transformer_optimizer_fuses_int8_qdq_graph_and_keeps_its_integer_matmul
     assert np.abs(ref - got).max() < 0.25  # real features: int8 rounding only (0.056 measured)
     assert (ref[..., 0].argmax(1) == got[..., 0].argmax(1)).all()  # same best start on real features
     with pytest.raises(ModelError, match="transformer optimizer changed the logits"):
-        transformer_optimized(out / "model.onnx", tmp_path / "fresh", qdq_parity_atol=-1.0)  # the guard
+        ort_optimized(out / "model.onnx", tmp_path / "fresh", qdq_parity_atol=-1.0)  # the guard
 
 
 def test_ptq_logits_follow_fp32(ptq, small_onnx, dev):
@@ -358,9 +363,9 @@ def test_ptq_with_smoothquant_is_still_per_tensor_int8(small_onnx, dev, calibrat
     cal_path.write_text(f"{calibration.indices[0]}\n{calibration.indices[1]}\n")
     cal = read_calibration_list(cal_path, len(dev[1]))
     manifest = quantize_ptq(small_onnx, tmp_path / "s", dev[1], cal, PtqConfig(smooth_alpha=0.5))
-    sq = manifest["settings"]["smoothquant"]
+    sq = manifest.extra["settings"]["smoothquant"]
     assert sq["alpha"] == 0.5 and sq["activations"] == 24
     assert sq["largest_activation_range_after"] < sq["largest_activation_range"] / 2
-    assert manifest["results"]["quantized_weights"] == 36 and manifest["results"]["per_tensor_scales"]
+    assert manifest.extra["results"]["quantized_weights"] == 36 and manifest.extra["results"]["per_tensor_scales"]
     with pytest.raises(Exception, match="smooth-alpha"):
         PtqConfig(smooth_alpha=1.5)

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from fakes import synthetic_features
-from mlperf_bert.backends.registry import BackendConfig, BackendRegistry, BackendSpec
+from mlperf_bert.backends.base import BackendConfig, BackendOption, BackendSpec
+from mlperf_bert.backends.registry import BackendRegistry
 from mlperf_bert.config import DataPaths
 from mlperf_bert.logs.settings import LoadGenConfig
 from mlperf_bert.runner import RunConfig, run_benchmark
@@ -69,8 +70,10 @@ class WrongOracleBackend(OracleBackend):
 
 
 def registry(oracle_target: str = "test_submission_support:OracleBackend") -> BackendRegistry:
-    reg = BackendRegistry()
-    reg.register("oracle", BackendSpec(oracle_target, "", "test oracle"))
+    reg = BackendRegistry.from_entry_points()
+    reg.register(BackendSpec(name="oracle", target=oracle_target, summary="test oracle", options=(
+        BackendOption("noise", float, 0.0), BackendOption("wrong", bool, False),
+        BackendOption("sleep_per_sample_s", float, 0.0))))
     return reg
 
 

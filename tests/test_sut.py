@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from fakes import EchoBackend, registry_with_fakes, synthetic_features
-from mlperf_bert.backends.registry import BackendConfig
+from mlperf_bert.backends.base import BackendConfig
 from mlperf_bert.config import DataPaths
 from mlperf_bert.errors import BackendFailure, ConfigError
 from mlperf_bert.logs.settings import LoadGenConfig

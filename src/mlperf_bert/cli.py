@@ -1,7 +1,7 @@
 """The ``mlperf-bert`` command line.
 
 Every subcommand lives in its own module under ``mlperf_bert.commands`` and exposes
-``register(subparsers) -> None``; the parser it adds sets ``func(args) -> int``. Modules are imported
+``register(subparsers, registry) -> None`` (``registry``: the one ``BackendRegistry`` of the process); the parser it adds sets ``func(args) -> int``. Modules are imported
 here by name, so a subcommand's heavy imports (torch, onnxruntime, tensorflow) happen only inside its
 ``func``. Any ``HarnessError`` becomes one line on stderr and exit code 2.
 """
@@ -13,6 +13,7 @@ import importlib
 import sys
 
 from mlperf_bert import __version__
+from mlperf_bert.backends.registry import BackendRegistry
 from mlperf_bert.errors import HarnessError
 
 #: Subcommand modules, in the order ``--help`` lists them.
@@ -36,13 +37,20 @@ COMMANDS = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with every available subcommand registered."""
+def build_parser(registry: BackendRegistry | None = None) -> argparse.ArgumentParser:
+    """The top-level parser with every available subcommand registered.
+
+    Args:
+        registry: the backends (default: those installed, from the ``mlperf_bert.backends`` entry points).
+            Built once here and handed to each command as ``args.registry``.
+    """
+    registry = registry if registry is not None else BackendRegistry.from_entry_points()
     parser = argparse.ArgumentParser(
         prog="mlperf-bert",
         description="MLPerf Inference BERT (SQuAD v1.1) through the MLPerf LoadGen.",
     )
     parser.add_argument("--version", action="version", version=f"mlperf-bert {__version__}")
+    parser.set_defaults(registry=registry)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         try:
@@ -51,13 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
             if exc.name == f"mlperf_bert.commands.{name}":
                 continue
             raise
-        module.register(sub)
+        module.register(sub, registry)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, registry: BackendRegistry | None = None) -> int:
     """Entry point of the console script; returns the process exit code (0 ok, 1 failed check, 2 error)."""
-    parser = build_parser()
+    parser = build_parser(registry)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

@@ -315,7 +315,8 @@ def find_peak_server(base, finder: FinderConfig = FinderConfig(), *, name: str |
     if base.sut.scenario != "Server":
         raise ConfigError(f"find_peak_server needs a Server run config, got {base.sut.scenario}")
     say = on_event or (lambda m: None)
-    registry = registry or BackendRegistry()
+    registry = registry or BackendRegistry.from_entry_points()
+    base = dataclasses.replace(base, backend=registry.prepare(base.backend, say))  # once, before the trials
     load = _memo(load_data)
     folder = Path(base.output_dir) / (name or time.strftime("find-peak-%Y%m%d-%H%M%S", time.gmtime()))
     if folder.exists():

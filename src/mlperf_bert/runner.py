@@ -22,7 +22,8 @@ import mlperf_loadgen as lg
 import numpy as np
 
 from mlperf_bert import __version__
-from mlperf_bert.backends.registry import BackendConfig, BackendRegistry
+from mlperf_bert.backends.base import BackendConfig
+from mlperf_bert.backends.registry import BackendRegistry
 from mlperf_bert.config import DataPaths, SquadConfig
 from mlperf_bert.errors import BackendFailure, ConfigError
 from mlperf_bert.logs.parse import PerfResult, perf_result, read_detail_log
@@ -144,6 +145,18 @@ def probe_throughput(backend, qsl: SquadQSL, sut_cfg: SUTConfig, seconds: float 
             "samples": done, "seconds": dt}
 
 
+def backend_record(registry: BackendRegistry, config: BackendConfig, backend) -> dict:
+    """What run.json says about the backend: name, framework and its versions, every option (given or
+    default), the prepared model it loaded, and what the backend reports of itself (``describe()``)."""
+    spec = registry.spec(config.name)
+    record = {"name": spec.name, "framework": registry.framework(spec.name), "versions": registry.versions(spec.name),
+              "options": spec.resolved_options(config.options), "model": config.model}
+    describe = getattr(backend, "describe", None)
+    if callable(describe):
+        record["detail"] = describe()
+    return record
+
+
 def _versions() -> dict:
     import importlib.metadata as md
 
@@ -224,7 +237,7 @@ def run_benchmark(cfg: RunConfig, *, registry: BackendRegistry | None = None,
         backend raised during the test (the run folder is then kept as ``<name>.failed``).
     """
     say = on_event or (lambda msg: None)
-    registry = registry or BackendRegistry()
+    registry = registry or BackendRegistry.from_entry_points()
     if load_data is None:
         from mlperf_bert.squad.cache import load_features as load_data
     t_start = time.time()
@@ -232,7 +245,8 @@ def run_benchmark(cfg: RunConfig, *, registry: BackendRegistry | None = None,
     examples, features = subset_features(examples, features, cfg.max_examples)
     say(f"{len(features):,} features from {len(examples):,} questions ({cfg.data.dataset})")
 
-    backend = registry.load(cfg.backend)
+    backend_cfg = registry.prepare(cfg.backend, say)  # export / graph optimization, once (cached)
+    backend = registry.load(backend_cfg)
     name = cfg.run_name or time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + f"-{cfg.backend.name}-{cfg.sut.scenario}"
     final_dir = Path(cfg.output_dir) / name
     if final_dir.exists():
@@ -242,8 +256,7 @@ def run_benchmark(cfg: RunConfig, *, registry: BackendRegistry | None = None,
     result = RunResult(run_dir=final_dir)
     info: dict[str, Any] = {
         "config": cfg, "versions": _versions(), "machine": machine_info(),
-        "backend_detail": {k: str(getattr(backend, k)) for k in ("providers", "input_names", "precision", "device")
-                           if hasattr(backend, k)},
+        "backend": backend_record(registry, backend_cfg, backend),
         "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t_start)),
         "features": len(features), "questions": len(examples),
     }

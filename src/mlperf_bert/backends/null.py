@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlperf_bert.backends.registry import BackendConfig
+from mlperf_bert.backends.base import BackendConfig, BackendSpec
 
 
 class NullBackend:
@@ -22,3 +22,11 @@ class NullBackend:
 
     def close(self) -> None:
         pass
+
+
+SPEC = BackendSpec(
+    name="null",
+    target="mlperf_bert.backends.null:NullBackend",
+    summary="returns zero logits; measures harness and LoadGen overhead",
+    framework="none (null backend)",
+)

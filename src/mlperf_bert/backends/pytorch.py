@@ -10,15 +10,55 @@ tolerated without being used are ``convert.names.HF_IGNORE_RULES`` (the pooler, 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from mlperf_bert.backends.registry import BackendConfig
+from mlperf_bert.backends.base import BackendConfig, BackendOption, BackendSpec, model_path
 from mlperf_bert.convert.names import HF_IGNORE_RULES, ignore_reason
 from mlperf_bert.errors import BackendFailure, ConfigError, ModelError
 
+if TYPE_CHECKING:  # torch is imported where it is used, so this module imports without it
+    import torch
+
 PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+def torch_device(device: str) -> "torch.device":
+    """The torch device for ``--device``: ``auto`` = CUDA when torch sees one, else CPU.
+
+    Raises:
+        ConfigError: an unknown device, or ``cuda`` without a CUDA device.
+    """
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise ConfigError(f"--device must be cpu, cuda or auto, got {device!r}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("--device cuda requested but torch sees no CUDA device")
+    return torch.device(device)
+
+
+def check_weights(given: dict, expected: dict, where: str, config_name: str) -> None:
+    """Strict weight check: every expected tensor present with its shape, nothing else.
+
+    Args:
+        given, expected: tensor name -> tensor (anything with ``.shape``).
+        where, config_name: the weights' path and its config file's name, for the message.
+
+    Raises:
+        ModelError: one line listing all missing, unexpected and wrongly shaped tensors.
+    """
+    missing = sorted(set(expected) - set(given))
+    unexpected = sorted(set(given) - set(expected))
+    misshaped = sorted(f"{k} {tuple(given[k].shape)} != {tuple(expected[k].shape)}"
+                       for k in set(given) & set(expected) if given[k].shape != expected[k].shape)
+    parts = [f"{what} {len(ks)}: {', '.join(ks)}" for what, ks in
+             (("missing", missing), ("unexpected", unexpected), ("wrong shape", misshaped)) if ks]
+    if parts:
+        raise ModelError(f"weights in {where} do not match {config_name}: " + "; ".join(parts))
 
 
 def _find_config(path: Path) -> Path:
@@ -29,7 +69,7 @@ def _find_config(path: Path) -> Path:
     raise ModelError(f"no config.json or bert_config.json next to the model {path}")
 
 
-def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
+def load_state_dict(path: Path) -> "dict[str, torch.Tensor]":
     """Read weights from an HF dir (model.safetensors or pytorch_model.bin) or a state_dict file.
 
     ``torch.load`` runs with ``weights_only=True`` (no pickled code). Raises ModelError for a missing,
@@ -45,6 +85,8 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
             raise ModelError(f"{path} has no model.safetensors, pytorch_model.bin or model.pytorch")
     if not path.is_file():
         raise ModelError(f"model not found: {path}")
+    import torch
+
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -84,21 +126,8 @@ def build_model(path: Path, attn_implementation: str = "sdpa"):
     config._attn_implementation = attn_implementation
     sd = load_state_dict(path)
     model = BertForQuestionAnswering(config)
-    expected = model.state_dict()
     given = {k: v for k, v in sd.items() if ignore_reason(k, HF_IGNORE_RULES) is None}
-    missing = sorted(set(expected) - set(given))
-    unexpected = sorted(set(given) - set(expected))
-    misshaped = sorted(f"{k} {tuple(given[k].shape)} != {tuple(expected[k].shape)}"
-                       for k in set(given) & set(expected) if given[k].shape != expected[k].shape)
-    if missing or unexpected or misshaped:
-        parts = []
-        if missing:
-            parts.append(f"missing {len(missing)}: {', '.join(missing)}")
-        if unexpected:
-            parts.append(f"unexpected {len(unexpected)}: {', '.join(unexpected)}")
-        if misshaped:
-            parts.append(f"wrong shape {len(misshaped)}: {', '.join(misshaped)}")
-        raise ModelError(f"weights in {path} do not match {cfg_path.name}: " + "; ".join(parts))
+    check_weights(given, model.state_dict(), str(path), cfg_path.name)
     model.load_state_dict(given, strict=True)
     model.eval()
     return model
@@ -107,27 +136,23 @@ def build_model(path: Path, attn_implementation: str = "sdpa"):
 class PyTorchBackend:
     """Runs ``BertForQuestionAnswering`` under ``torch.inference_mode`` (dropout off, no autograd).
 
-    Options (``BackendConfig.options``): ``precision`` = ``fp32`` (default), ``bf16`` or ``fp16``
-    (autocast; fp16 on CUDA only); ``compile`` = True to wrap the model in ``torch.compile``.
+    Options (``BackendConfig.options``, see ``SPEC``): ``precision`` = ``fp32`` (default), ``bf16`` or
+    ``fp16`` (autocast; fp16 on CUDA only); ``compile`` = True to wrap the model in ``torch.compile``.
     """
 
     name = "pytorch"
 
     def __init__(self, model_path: Path, device: str = "auto", threads: int | None = None,
                  precision: str = "fp32", compile: bool = False) -> None:
+        import torch
+
         if precision not in PRECISIONS:
-            raise ConfigError(f"pytorch precision must be one of {PRECISIONS}, got {precision!r}")
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-            raise ConfigError(f"device must be cpu, cuda or auto, got {device!r}")
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise ConfigError("device cuda requested but torch sees no CUDA device")
-        if precision == "fp16" and device == "cpu":
-            raise ConfigError("precision fp16 needs --device cuda; on CPU use bf16")
+            raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)} for pytorch, got {precision!r}")
+        self.device = torch_device(device)
+        if precision == "fp16" and self.device.type == "cpu":
+            raise ConfigError("--precision fp16 needs --device cuda; on CPU use bf16")
         if threads:
             torch.set_num_threads(int(threads))
-        self.device = torch.device(device)
         self.precision = precision
         self.model = build_model(Path(model_path)).to(self.device)
         self._dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
@@ -135,17 +160,14 @@ class PyTorchBackend:
 
     @classmethod
     def from_config(cls, config: BackendConfig) -> "PyTorchBackend":
-        if config.model is None:
-            raise ConfigError("the pytorch backend needs --model (an HF dir or model.pytorch)")
-        opts = dict(config.options)
-        unknown = set(opts) - {"precision", "compile"}
-        if unknown:
-            raise ConfigError(f"unknown pytorch backend options: {', '.join(sorted(unknown))}")
-        return cls(config.model, device=config.device, threads=config.threads,
-                   precision=opts.get("precision", "fp32"), compile=bool(opts.get("compile", False)))
+        """Build from a ``BackendConfig`` (an HF folder or model.pytorch, device, threads, options)."""
+        return cls(model_path(config), device=config.device, threads=config.threads,
+                   precision=config.option("precision", "fp32"), compile=bool(config.option("compile", False)))
 
     def predict(self, input_ids: np.ndarray, input_mask: np.ndarray, segment_ids: np.ndarray) -> np.ndarray:
         """int [B, L] x3 -> float32 [B, L, 2] (start, end)."""
+        import torch
+
         dev = self.device
         ids = torch.from_numpy(np.asarray(input_ids, dtype=np.int64)).to(dev)
         mask = torch.from_numpy(np.asarray(input_mask, dtype=np.int64)).to(dev)
@@ -162,3 +184,23 @@ class PyTorchBackend:
     def close(self) -> None:
         self.model = None
         self._forward = None
+
+
+SPEC = BackendSpec(
+    name="pytorch",
+    target="mlperf_bert.backends.pytorch:PyTorchBackend",
+    extra="torch",
+    summary="PyTorch (Hugging Face BertForQuestionAnswering folder or the official model.pytorch)",
+    framework="PyTorch",
+    packages=("torch", "transformers"),
+    model_formats=("hf", "pytorch"),
+    options=(
+        BackendOption("precision", str, "fp32", choices=PRECISIONS, flag="--precision",
+                      help="pytorch: autocast precision fp32 | bf16 | fp16 (fp16 on CUDA only; default fp32)"),
+        BackendOption("compile", bool, False, flag="--torch-compile", help="pytorch: wrap the model in torch.compile"),
+    ),
+    speed_configs={
+        "torch-fp32": ({"precision": "fp32"}, "torch-fp32"),
+        "torch-bf16": ({"precision": "bf16"}, "torch-bf16"),
+    },
+)

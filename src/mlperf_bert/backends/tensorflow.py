@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlperf_bert.backends.registry import BackendConfig
+from mlperf_bert.backends.base import BackendConfig, BackendOption, BackendSpec, model_path
 from mlperf_bert.errors import BackendFailure, ConfigError, ModelError
 
 #: Canonical input names (official model.pb, docs/models.md#tensor-names) and accepted aliases (HF naming), in feed
@@ -38,7 +38,6 @@ INPUT_ALIASES = {
     "input_mask": ("input_mask", "attention_mask"),
     "segment_ids": ("segment_ids", "token_type_ids"),
 }
-_OPTIONS = {"graph_optimizations"}
 
 
 def import_tensorflow():
@@ -215,16 +214,11 @@ class TensorFlowBackend:
         """Build from a ``BackendConfig`` (model path, threads, device, options).
 
         Raises:
-            ConfigError: no model path, unknown option, or an unavailable device.
+            ConfigError: no model path, or an unavailable device.
             ModelError: missing, truncated or unrecognised model.
         """
-        if config.model is None:
-            raise ConfigError("backend 'tensorflow' needs a model: a frozen graph .pb or a SavedModel folder (--model)")
-        unknown = sorted(set(config.options) - _OPTIONS)
-        if unknown:
-            raise ConfigError(f"unknown tensorflow backend options {unknown}; known: {sorted(_OPTIONS)}")
-        return cls(Path(config.model), threads=config.threads, device=config.device,
-                   graph_optimizations=bool(config.options.get("graph_optimizations", True)))
+        return cls(model_path(config), threads=config.threads, device=config.device,
+                   graph_optimizations=bool(config.option("graph_optimizations", True)))
 
     # -- inference -------------------------------------------------------------------------------------------
 
@@ -282,3 +276,18 @@ class TensorFlowBackend:
         if self._session is not None:
             self._session.close()
             self._session = None
+
+
+SPEC = BackendSpec(
+    name="tensorflow",
+    target="mlperf_bert.backends.tensorflow:TensorFlowBackend",
+    extra="tensorflow",
+    summary="TensorFlow 2.x (frozen graph .pb or SavedModel folder; 'mlperf-bert export-tf' makes both)",
+    framework="TensorFlow",
+    packages=("tensorflow-cpu", "tensorflow"),
+    model_formats=("tf-frozen", "tf-saved-model"),
+    options=(
+        BackendOption("graph_optimizations", bool, True, flag="--tf-graph-optimizations",
+                      help="tensorflow: Grappler graph rewrites (a few seconds on the first batch; default on)"),
+    ),
+)

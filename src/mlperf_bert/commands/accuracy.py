@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 
 
-def register(subparsers) -> None:
+def register(subparsers, registry) -> None:
     """Add the ``accuracy`` subcommand."""
     p = subparsers.add_parser(
         "accuracy",

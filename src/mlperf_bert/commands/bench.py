@@ -10,24 +10,26 @@ from pathlib import Path
 
 from mlperf_bert.commands.common import add_data_args, data_paths, default_model
 
-#: name -> (backend, options, GEMM kind for the peak)
-CONFIGS = {
-    "ort-fp32": ("onnxruntime", {"transformer_optimize": True}, "ort-fp32"),
-    "ort-fp32-unfused": ("onnxruntime", {"transformer_optimize": False}, "ort-fp32"),
-    "torch-fp32": ("pytorch", {"precision": "fp32"}, "torch-fp32"),
-    "torch-bf16": ("pytorch", {"precision": "bf16"}, "torch-bf16"),
-    "ort-int8": ("onnxruntime", {"transformer_optimize": False}, "ort-int8"),
-}
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def speed_configs(registry) -> dict[str, tuple[str, dict, str]]:
+    """Every backend's ``bench`` configurations: name -> (backend, options, GEMM kind for the peak).
+
+    They come from the backends' specs (``BackendSpec.speed_configs``); a configuration whose GEMM kind
+    ends in ``int8`` runs ``--int8-model``.
+    """
+    return {name: (spec.name, dict(options), gemm) for spec in registry.specs()
+            for name, (options, gemm) in spec.speed_configs.items()}
+
+
+def register(sub: argparse._SubParsersAction, registry) -> None:
     p = sub.add_parser("bench", help="measure configurations side by side (reference-style vs ours vs raw loop)",
                        description=__doc__ + " See mlperf_bert.bench for what is measured and the FLOP formula.")
     add_data_args(p)
     p.add_argument("--model", type=Path, help="PyTorch/HF model (default: the small model in ../shared)")
     p.add_argument("--int8-model", type=Path, help="an int8 ONNX file for the ort-int8 configuration")
     p.add_argument("--configs", default="ort-fp32,ort-fp32-unfused,torch-fp32",
-                   help=f"comma-separated, from: {', '.join(CONFIGS)} (default ort-fp32,ort-fp32-unfused,torch-fp32; "
+                   help=f"comma-separated, from: {', '.join(speed_configs(registry))} (default ort-fp32,ort-fp32-unfused,torch-fp32; "
                         "torch-bf16 only pays on CPUs with AVX-512 BF16 or AMX)")
     p.add_argument("--samples", type=int, default=1024, help="Offline samples per measurement (default 1024)")
     p.add_argument("--batch-size", type=int, default=64)
@@ -44,10 +46,9 @@ def main(args: argparse.Namespace) -> int:
     import numpy as np
 
     from mlperf_bert import bench
-    from mlperf_bert.backends.onnxruntime import physical_cores
-    from mlperf_bert.backends.registry import BackendConfig, BackendRegistry
+    from mlperf_bert.backends.base import BackendConfig
     from mlperf_bert.config import SquadConfig
-    from mlperf_bert.convert.to_onnx import cached_onnx
+    from mlperf_bert.machine import physical_cores
     from mlperf_bert.errors import ConfigError
     from mlperf_bert.qsl.qsl import SquadQSL
     from mlperf_bert.runner import machine_info
@@ -55,21 +56,24 @@ def main(args: argparse.Namespace) -> int:
     from mlperf_bert.sut.batcher import BatcherConfig
     from mlperf_bert.sut.sut import SUTConfig
 
+    registry = args.registry
+    configs = speed_configs(registry)
     names = [c.strip() for c in args.configs.split(",") if c.strip()]
     for n in names:
-        if n not in CONFIGS:
-            raise ConfigError(f"unknown bench config {n!r}; choose from {', '.join(CONFIGS)}")
-    if "ort-int8" in names and not args.int8_model:
-        raise ConfigError("config ort-int8 needs --int8-model FILE.onnx")
+        if n not in configs:
+            raise ConfigError(f"unknown bench config {n!r}; choose from {', '.join(configs)}")
+        if configs[n][2].endswith("int8") and not args.int8_model:
+            raise ConfigError(f"config {n} needs --int8-model FILE.onnx")
     paths = data_paths(args)
     threads = args.threads or physical_cores()
     model = args.model or default_model()
-    onnx_path = cached_onnx(model, paths.cache_dir)
+    say = lambda m: print(f"mlperf-bert: {m}", flush=True)  # noqa: E731
+    onnx_path = registry.prepare(BackendConfig("onnxruntime", model, "cpu", threads, {"transformer_optimize": False},
+                                               paths.cache_dir), say).model
     with open(model / "config.json" if model.is_dir() else model.parent / "bert_config.json") as fh:
         cfg = json.load(fh)
     shape = bench.ModelShape(cfg["num_hidden_layers"], cfg["hidden_size"], cfg["intermediate_size"])
     examples, features = load_features(paths, SquadConfig(), True)
-    registry = BackendRegistry()
     ours = SUTConfig(scenario="Offline", batcher=BatcherConfig(max_batch_size=args.batch_size,
                                                                token_budget=args.token_budget))
     out: dict = {"machine": machine_info(), "threads": threads, "samples": args.samples, "model": str(model),
@@ -88,9 +92,11 @@ def main(args: argparse.Namespace) -> int:
               flush=True)
         peaks: dict = {}
         for name in names:
-            backend_name, options, gemm = CONFIGS[name]
-            mpath = args.int8_model if name == "ort-int8" else (onnx_path if backend_name == "onnxruntime" else model)
-            be = registry.load(BackendConfig(backend_name, mpath, "cpu", threads, dict(options), paths.cache_dir))
+            backend_name, options, gemm = configs[name]
+            mpath = args.int8_model if gemm.endswith("int8") else model
+            be_cfg = registry.prepare(BackendConfig(backend_name, mpath, "cpu", threads, dict(options), paths.cache_dir),
+                                      say)
+            be = registry.load(be_cfg)
             bench.raw_loop(be, qsl, issued[: min(64, len(issued))], ours.batcher)  # warm-up
             b = bench.loadgen_run(be, qsl, ours, tmp / name, samples=args.samples)
             c_s = bench.raw_loop(be, qsl, b["issued"], ours.batcher)
@@ -117,7 +123,7 @@ def main(args: argparse.Namespace) -> int:
                 row["singlestream_p90_ms"] = ss["latency_ms"].get(90.0)
             be.close()
             if args.accuracy:
-                row["f1"] = _f1(name, backend_name, mpath, options, threads, paths, ours)
+                row["f1"] = _f1(name, be_cfg, registry, paths, ours)
             out["configs"][name] = row
             print(_row_text(name, row), flush=True)
     _print_table(out)
@@ -126,17 +132,14 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-def _f1(name, backend_name, mpath, options, threads, paths, ours) -> float:
-    from mlperf_bert.backends.registry import BackendConfig
+def _f1(name, backend_cfg, registry, paths, ours) -> float:
     from mlperf_bert.logs.settings import LoadGenConfig
     from mlperf_bert.runner import RunConfig, run_benchmark
 
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = RunConfig(data=paths, backend=BackendConfig(backend_name, mpath, "cpu", threads, dict(options),
-                                                          paths.cache_dir),
-                        sut=ours, loadgen=LoadGenConfig(scenario="Offline"), modes=("accuracy",),
-                        output_dir=Path(tmp), run_name=name)
-        return run_benchmark(cfg, progress=False).accuracy.f1
+        cfg = RunConfig(data=paths, backend=backend_cfg, sut=ours, loadgen=LoadGenConfig(scenario="Offline"),
+                        modes=("accuracy",), output_dir=Path(tmp), run_name=name)
+        return run_benchmark(cfg, registry=registry, progress=False).accuracy.f1
 
 
 def _row_text(name: str, r: dict) -> str:

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction, registry) -> None:
     p = sub.add_parser(
         "check", help="check a submission tree against the MLPerf v1.0 rules",
         description="Check a submission tree (layout, systems/measurements JSON, VALID, seeds, minimum counts "

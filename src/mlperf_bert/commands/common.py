@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mlperf_bert.config import DataPaths, default_cache_dir, default_shared_dir
-from mlperf_bert.errors import DataError, ModelError
+from mlperf_bert.config import DataPaths, default_shared_dir
+from mlperf_bert.errors import ConfigError, DataError, ModelError
+
+if TYPE_CHECKING:
+    from mlperf_bert.backends.base import BackendOption
+    from mlperf_bert.backends.registry import BackendRegistry
 
 DEFAULT_MODEL_REL = Path("models") / "minilm-l6-squad"
 
@@ -33,22 +38,49 @@ def data_paths(args: argparse.Namespace) -> DataPaths:
     return paths
 
 
-def add_backend_args(p: argparse.ArgumentParser, default_backend: str = "onnxruntime") -> None:
-    """--backend, --model, --device, --threads, --precision."""
+def flag_dest(flag: str) -> str:
+    return "backend_opt_" + flag.lstrip("-").replace("-", "_")
+
+
+def options_by_flag(registry: "BackendRegistry") -> dict[str, list[tuple[str, "BackendOption"]]]:
+    """CLI flag -> [(backend name, option)] over every registered backend (a flag may be shared)."""
+    flags: dict[str, list] = {}
+    for spec in registry.specs():
+        for opt in spec.options:
+            flags.setdefault(opt.cli_flag, []).append((spec.name, opt))
+    return flags
+
+
+def add_backend_args(p: argparse.ArgumentParser, registry: "BackendRegistry",
+                     default_backend: str = "onnxruntime") -> None:
+    """--backend, --model, --device, --threads, and every registered backend's own option flags.
+
+    The option flags come from the backends' specs (``BackendSpec.options``); a flag several backends
+    declare (``--precision``) is offered once. Flags default to None ("not given"), so the backend's own
+    default applies and the run records which settings the user chose.
+    """
     g = p.add_argument_group("backend")
-    g.add_argument("--backend", default=default_backend,
-                   help=f"onnxruntime | pytorch | tensorflow | null (default: {default_backend})")
+    listing = "; ".join(f"{s.name}: {s.summary}" for s in registry.specs())
+    g.add_argument("--backend", default=default_backend, metavar="NAME",
+                   help=f"one of {', '.join(registry.names())} (default: {default_backend}). {listing}")
     g.add_argument("--model", type=Path,
                    help="model file or folder (default: the small SQuAD model in ../shared/models/minilm-l6-squad; "
-                        "for onnxruntime a PyTorch/HF model is exported to ONNX once and cached)")
+                        "a backend that runs another format prepares it once, e.g. onnxruntime exports to ONNX)")
     g.add_argument("--device", default="auto", help="cpu | cuda | auto (default: auto)")
-    g.add_argument("--threads", type=int, help="intra-op threads (default: physical cores)")
-    g.add_argument("--precision", choices=("fp32", "bf16", "fp16"),
-                   help="pytorch: autocast precision (default fp32)")
-    g.add_argument("--ort-optimize", action=argparse.BooleanOptionalAction, default=True,
-                   help="onnxruntime: apply ORT's transformer optimizer (fused attention/layernorm/gelu) once "
-                        "and cache the result (default: on)")
-    g.add_argument("--torch-compile", action="store_true", help="pytorch: wrap the model in torch.compile")
+    g.add_argument("--threads", type=int, help="intra-op threads per backend instance (default: physical cores)")
+    for flag, owners in sorted(options_by_flag(registry).items()):
+        opts = [o for _, o in owners]
+        kind = opts[0].type
+        helps = "; ".join(dict.fromkeys(o.help for o in opts if o.help))
+        kwargs: dict = {"dest": flag_dest(flag), "default": None, "help": helps}
+        if kind is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            kwargs["type"] = kind
+            choices = [c for o in opts for c in (o.choices or ())]
+            if choices and all(o.choices for o in opts):
+                kwargs["choices"] = list(dict.fromkeys(choices))
+        g.add_argument(flag, **kwargs)
 
 
 def default_model() -> Path:
@@ -58,35 +90,32 @@ def default_model() -> Path:
     return path
 
 
-def resolve_model(args: argparse.Namespace, cache_dir: Path | None) -> Path | None:
-    """The model path for the chosen backend; for onnxruntime a PyTorch model is exported (cached)."""
-    if args.backend == "null":
-        return args.model
-    model = args.model or default_model()
-    if not model.exists():
-        raise ModelError(f"model not found: {model}")
-    if args.backend == "onnxruntime" and (model.is_dir() or model.suffix in (".pytorch", ".bin", ".safetensors")):
-        from mlperf_bert.convert.to_onnx import cached_onnx
+def backend_config(args: argparse.Namespace, registry: "BackendRegistry", cache_dir: Path):
+    """The ``BackendConfig`` the backend flags describe: the chosen backend's options (only those given)
+    and the model (default: the small model in ../shared). The model is not prepared here: the runner
+    does that (``BackendRegistry.prepare``), saying what it makes.
 
-        model = cached_onnx(model, cache_dir or default_cache_dir())
-    return model
+    Raises:
+        ConfigError: unknown backend, a flag of another backend, a bad option value, ``--threads`` < 1.
+        ModelError: the model path does not exist.
+    """
+    from mlperf_bert.backends.base import BackendConfig
 
-
-def backend_config(args: argparse.Namespace, cache_dir: Path):
-    """The ``BackendConfig`` for the backend flags (model resolved, options only for the chosen backend)."""
-    from mlperf_bert.backends.registry import BackendConfig
-
+    spec = registry.spec(args.backend)
     options: dict = {}
-    if args.backend == "pytorch":
-        if args.precision:
-            options["precision"] = args.precision
-        if args.torch_compile:
-            options["compile"] = True
-    elif args.backend == "onnxruntime":
-        options["transformer_optimize"] = bool(args.ort_optimize)
-    elif args.precision and args.precision != "fp32":
-        from mlperf_bert.errors import ConfigError
-
-        raise ConfigError(f"--precision {args.precision} applies to the pytorch backend only")
-    return BackendConfig(name=args.backend, model=resolve_model(args, cache_dir), device=args.device,
-                         threads=args.threads, options=options, cache_dir=cache_dir)
+    for flag, owners in options_by_flag(registry).items():
+        value = getattr(args, flag_dest(flag), None)
+        if value is None:
+            continue
+        mine = [o for name, o in owners if name == spec.name]
+        if not mine:
+            raise ConfigError(f"{flag} applies to backend {', '.join(sorted({n for n, _ in owners}))}, "
+                              f"not {spec.name}")
+        options[mine[0].name] = value
+    model = args.model
+    if spec.needs_model:
+        model = model or default_model()
+        if not model.exists() and not Path(str(model) + ".index").exists():
+            raise ModelError(f"model not found: {model}")
+    return registry.check(BackendConfig(name=spec.name, model=model, device=args.device, threads=args.threads,
+                                        options=options, cache_dir=cache_dir))

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction, registry) -> None:
     p = sub.add_parser(
         "compliance", help="run compliance TEST01 or TEST05 against a run and verify it",
         description="Rerun the performance test of RUN_DIR with the compliance settings (TEST01: audit.config "

@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 
 
-def register(subparsers) -> None:
+def register(subparsers, registry) -> None:
     """Add the ``convert-tf`` subcommand."""
     p = subparsers.add_parser(
         "convert-tf",

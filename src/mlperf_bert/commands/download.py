@@ -16,7 +16,7 @@ from pathlib import Path
 MIRROR_ENV = "MLPERF_BERT_MIRROR"
 
 
-def register(subparsers) -> None:
+def register(subparsers, registry) -> None:
     """Add the ``download`` subcommand."""
     p = subparsers.add_parser(
         "download",

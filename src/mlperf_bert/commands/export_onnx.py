@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction, registry) -> None:
     p = sub.add_parser("export-onnx", help="export a PyTorch BERT QA model to ONNX (official fp32 names)",
                        description="Export an HF BertForQuestionAnswering dir or an official model.pytorch "
                                    "(+ bert_config.json) to ONNX: int64 input_ids/input_mask/segment_ids -> "
@@ -24,6 +24,6 @@ def main(args: argparse.Namespace) -> int:
     from mlperf_bert.convert.to_onnx import export_onnx
 
     manifest = export_onnx(args.model, args.out, opset=args.opset, parity_atol=args.parity_atol)
-    print(json.dumps(manifest, indent=2))
+    print(json.dumps(manifest.to_json(), indent=2))
     print(f"wrote {args.out}")
     return 0

@@ -16,7 +16,7 @@ def _static_shape(text: str) -> tuple[int, int]:
     return b, s
 
 
-def register(subparsers) -> None:
+def register(subparsers, registry) -> None:
     """Add the ``export-tf`` subcommand."""
     p = subparsers.add_parser(
         "export-tf",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction, registry) -> None:
     from mlperf_bert.commands.run import add_run_args
 
     p = sub.add_parser(
@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "model over the measured service times picks the QPS to confirm. Offline/SingleStream: one short run gives "
                     "the expected QPS / latency. Writes find_peak.json and a user.conf line.")
     p.add_argument("--scenario", default="Server", choices=("Server", "Offline", "SingleStream"))
-    add_run_args(p, scenario=False, mode=False, sizing=False)
+    add_run_args(p, registry, scenario=False, mode=False, sizing=False)
     f = p.add_argument_group("search")
     f.add_argument("--trial-duration", type=float, default=10.0, help="seconds per search run (default 10)")
     f.add_argument("--confirm-duration", type=float, default=60.0,
@@ -50,7 +50,8 @@ def main(args: argparse.Namespace) -> int:
                           confirm_queries=args.confirm_queries,
                           max_trials=args.max_trials, max_confirms=args.max_confirms,
                           pass_probability=args.pass_probability, probe_s=args.probe_seconds)
-        res = find_peak_server(base, fc, name=args.run_name, progress=not args.no_progress, on_event=say)
+        res = find_peak_server(base, fc, name=args.run_name, registry=args.registry, progress=not args.no_progress,
+                               on_event=say)
         for t in res.trials:
             console.print(f"  trial {t.target_qps:9.2f} QPS  p99 {t.p99_ms:8.2f} ms  {'ok' if t.passed else 'fail'}")
         for t in res.confirms:
@@ -69,7 +70,8 @@ def main(args: argparse.Namespace) -> int:
         for r in res.rule_failures:
             console.print(f"  not met: {r}")
     else:
-        res = probe_expected(base, args.duration, name=args.run_name, progress=not args.no_progress, on_event=say)
+        res = probe_expected(base, args.duration, name=args.run_name, registry=args.registry,
+                             progress=not args.no_progress, on_event=say)
         console.print(f"[green]{args.scenario}: {res.value:.2f} {res.unit}[/green]")
     console.print(f"user.conf ({res.folder / 'user.conf'}):")
     for line in res.user_conf.splitlines():

@@ -19,7 +19,7 @@ def default_encoder() -> Path | None:
     return Path(pkg.__file__).resolve().parent / "model"
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction, registry) -> None:
     p = sub.add_parser("finetune", help="fine-tune a BERT encoder for SQuAD v1.1 (checkpoints, resume, dev F1)",
                        description="Fine-tune a Hugging Face BERT-family encoder for SQuAD v1.1 extractive QA "
                                    "(length-bucketed batches, AdamW with linear warm-up/decay, bf16 autocast where "

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 
-def register(subparsers) -> None:
+def register(subparsers, registry) -> None:
     """Add the ``models`` subcommand."""
     p = subparsers.add_parser(
         "models",

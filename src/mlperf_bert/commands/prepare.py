@@ -1,4 +1,5 @@
-"""``mlperf-bert prepare``: build (or load) the SQuAD features once and report what they are."""
+"""``mlperf-bert prepare``: build (or load) the SQuAD features once and report what they are; with
+``--backend``, also prepare the model artifact that backend loads (export, graph optimization), once."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import argparse
 import time
 from pathlib import Path
 
+from mlperf_bert.commands.common import flag_dest, options_by_flag
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+
+def register(subparsers: argparse._SubParsersAction, registry) -> None:
     """Add ``prepare [--dataset PATH] [--vocab PATH] [--cache-dir DIR]``."""
     p = subparsers.add_parser(
         "prepare",
@@ -15,9 +18,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Read the SQuAD v1.1 dev set, build the MLPerf BERT features (384 tokens, stride 128, "
             "question <= 64 pieces) and cache them as .npz keyed by the dataset, vocabulary and settings. "
-            "Prints the feature count, length statistics and the cache path."
+            "Prints the feature count, length statistics and the cache path. With --backend, also makes the "
+            "artifact that backend runs from --model (e.g. onnxruntime: ONNX export + ORT transformer fusions), "
+            "the same way 'run' would, and prints its path and manifest."
         ),
     )
+    p.add_argument("--backend", help=f"also prepare the model for this backend ({', '.join(registry.names())})")
+    p.add_argument("--model", type=Path, help="the model to prepare (default: the small model in ../shared)")
+    g = p.add_argument_group("backend options")
+    for flag, owners in sorted(options_by_flag(registry).items()):
+        opt = owners[0][1]
+        if opt.stage == "prepare":
+            kw = {"action": argparse.BooleanOptionalAction} if opt.type is bool else {"type": opt.type}
+            g.add_argument(flag, dest=flag_dest(flag), default=None, help=opt.help, **kw)
     p.add_argument("--dataset", type=Path, default=None, help="SQuAD v1.1 JSON (default: shared/data/dev-v1.1.json)")
     p.add_argument("--vocab", type=Path, default=None, help="WordPiece vocab.txt (default: shared/data/vocab.txt)")
     p.add_argument(
@@ -66,4 +79,23 @@ def run(args: argparse.Namespace) -> int:
     reused = before is not None and cache.stat().st_mtime_ns == before
     print(f"cache      {cache} ({'loaded' if reused else 'written'})")
     print(f"time       {seconds:.2f} s")
+    if args.backend:
+        _prepare_model(args, paths)
     return 0
+
+
+def _prepare_model(args: argparse.Namespace, paths) -> None:
+    """Prepare ``--model`` for ``--backend`` through the backend's own ``prepare`` and print the result."""
+    import json
+
+    from mlperf_bert.commands.common import backend_config
+    from mlperf_bert.models.artifact import manifest_for
+
+    for name in ("device", "threads"):
+        setattr(args, name, getattr(args, name, None) or ("auto" if name == "device" else None))
+    config = backend_config(args, args.registry, paths.cache_dir)
+    prepared = args.registry.prepare(config, lambda m: print(f"mlperf-bert: {m}", flush=True))
+    print(f"model      {prepared.model}")
+    manifest = manifest_for(prepared.model) if prepared.model else None
+    if manifest is not None:
+        print(json.dumps(manifest.to_json(), indent=2))

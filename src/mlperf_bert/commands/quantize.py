@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction, registry) -> None:
     p = sub.add_parser("quantize", help="int8 quantization: post-training (ptq) or quantization-aware (qat)",
                        description="Make an int8 BERT QA model calibrated on MLPerf's 100 calibration "
                                    "features: --method ptq (ONNX Runtime static QDQ) or --method qat "
@@ -120,10 +120,9 @@ def main(args: argparse.Namespace) -> int:
                         **percentile)
         fp32 = model
         if model.is_dir() or model.suffix in (".pytorch", ".bin", ".safetensors"):
-            from mlperf_bert.convert.to_onnx import cached_onnx
+            from mlperf_bert.convert.to_onnx import exported_onnx
 
-            say(f"exporting {model} to fp32 ONNX (cached) ...")
-            fp32 = cached_onnx(model, paths.cache_dir)
+            fp32 = exported_onnx(model, paths.cache_dir, say=say)
         say(f"quantizing {fp32} ({cfg.method} calibration) ...")
         manifest = quantize_ptq(fp32, args.output, features, calibration, cfg, source=model)
     else:
@@ -139,7 +138,7 @@ def main(args: argparse.Namespace) -> int:
                      resume=args.resume, cache_dir=paths.cache_dir)
         vocab = model / "vocab.txt" if (model / "vocab.txt").is_file() else paths.vocab
         manifest = run_qat(job, features, calibration, vocab, squad, progress=progress, on_event=say)
-    r = manifest["results"]
+    r = manifest.extra["results"]
     model_file = args.output / (r.get("qdq_model") or r["model"])
     say(f"wrote {model_file} and {args.output / 'manifest.json'}")
     print(f"score it: mlperf-bert run --backend onnxruntime --model {model_file} --mode accuracy")

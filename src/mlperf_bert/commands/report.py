@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction, registry) -> None:
     p = sub.add_parser(
         "report", help="write a self-contained HTML report of one or more runs",
         description="Settings, validity, accuracy, the latency histogram with percentiles and throughput over "

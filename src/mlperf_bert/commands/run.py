@@ -8,16 +8,16 @@ from pathlib import Path
 from mlperf_bert.commands.common import add_backend_args, add_data_args, backend_config, data_paths
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction, registry) -> None:
     p = sub.add_parser("run", help="run the benchmark through LoadGen (accuracy and/or performance)",
                        description="Run MLPerf BERT through LoadGen. Default: accuracy mode on all 10,833 dev "
                                    "features (F1/EM), then a performance run, with the ONNX Runtime backend "
                                    "and the small SQuAD model from ../shared.")
-    add_run_args(p)
+    add_run_args(p, registry)
     p.set_defaults(func=main)
 
 
-def add_run_args(p: argparse.ArgumentParser, *, scenario: bool = True, mode: bool = True,
+def add_run_args(p: argparse.ArgumentParser, registry, *, scenario: bool = True, mode: bool = True,
                  sizing: bool = True) -> None:
     """The flags of ``run`` (data, backend, LoadGen, batching, output); ``find-peak`` reuses them.
 
@@ -25,7 +25,7 @@ def add_run_args(p: argparse.ArgumentParser, *, scenario: bool = True, mode: boo
     ``--expected-latency-ms``, ``--min/max-duration``, ``--min-query-count``, ``--no-probe``, ``--trace``)
     for commands that set those themselves, so they are not offered and then ignored."""
     add_data_args(p)
-    add_backend_args(p)
+    add_backend_args(p, registry)
     g = p.add_argument_group("LoadGen")
     if scenario:
         g.add_argument("--scenario", default="Offline", help="Offline | Server | SingleStream | MultiStream")
@@ -78,10 +78,8 @@ def add_run_args(p: argparse.ArgumentParser, *, scenario: bool = True, mode: boo
     o.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-def build_run_config(args: argparse.Namespace, *, scenario: str | None = None, modes: tuple | None = None,
-                     registry=None):
+def build_run_config(args: argparse.Namespace, *, scenario: str | None = None, modes: tuple | None = None):
     """The ``RunConfig`` the ``run`` flags describe (also used by ``find-peak``)."""
-    from mlperf_bert.backends.registry import BackendRegistry
     from mlperf_bert.logs.settings import LoadGenConfig
     from mlperf_bert.runner import RunConfig
     from mlperf_bert.submission.benchmark import accuracy_target
@@ -89,10 +87,9 @@ def build_run_config(args: argparse.Namespace, *, scenario: str | None = None, m
     from mlperf_bert.sut.sut import SUTConfig, check_scenario
 
     scenario = check_scenario(scenario or args.scenario)
-    registry = registry or BackendRegistry()
-    registry.spec(args.backend)  # unknown backend -> one line before any work
+    args.registry.spec(args.backend)  # unknown backend -> one line before any work
     paths = data_paths(args)
-    backend = backend_config(args, paths.cache_dir)
+    backend = backend_config(args, args.registry, paths.cache_dir)
     batcher = BatcherConfig(max_batch_size=args.batch_size, token_budget=args.token_budget or None,
                             sort_by_length=not args.no_sort, pad_to_multiple=args.pad_to_multiple,
                             server_max_wait_ms=args.server_max_wait_ms)
@@ -116,7 +113,7 @@ def main(args: argparse.Namespace) -> int:
     from mlperf_bert.runner import run_benchmark
 
     cfg = build_run_config(args)
-    result = run_benchmark(cfg, progress=not args.no_progress,
+    result = run_benchmark(cfg, registry=args.registry, progress=not args.no_progress,
                            on_event=lambda m: print(f"mlperf-bert: {m}", flush=True))
     print_run_summary(result, cfg)
     return 0

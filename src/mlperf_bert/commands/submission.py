@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction, registry) -> None:
     p = sub.add_parser(
         "submission", help="assemble runs into an MLPerf submission tree",
         description="Copy run folders (accuracy + performance) and compliance folders (TEST01, TEST05) into "

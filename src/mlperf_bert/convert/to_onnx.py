@@ -3,20 +3,21 @@
 Inputs ``input_ids``, ``input_mask``, ``segment_ids`` (int64 [batch, seq]); outputs ``output_start_logits``,
 ``output_end_logits`` (float32 [batch, seq]); batch and sequence axes dynamic. After export the file is run
 in ONNX Runtime against PyTorch on a probe batch and rejected if they differ by more than ``parity_atol``.
-The file is written to a temporary name and renamed into place, so a failed export leaves nothing behind.
+The file is written to a temporary name and renamed into place, so a failed export leaves nothing behind;
+``manifest.json`` beside it records the source and the model's architecture (``models.artifact``).
 """
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 import warnings
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from mlperf_bert.errors import ModelError
+from mlperf_bert.fileio import atomic_path, fingerprint
+from mlperf_bert.models.artifact import Manifest, ModelArchitecture, manifest_for, new_manifest, write_manifest
 
 INPUT_NAMES = ("input_ids", "input_mask", "segment_ids")
 OUTPUT_NAMES = ("output_start_logits", "output_end_logits")
@@ -35,7 +36,7 @@ def _probe_batch(vocab_size: int, batch: int = 2, seq: int = 64, seed: int = 0):
     return ids, mask, seg
 
 
-def export_onnx(model_path: Path, out_path: Path, opset: int = DEFAULT_OPSET, parity_atol: float = 1e-4) -> dict:
+def export_onnx(model_path: Path, out_path: Path, opset: int = DEFAULT_OPSET, parity_atol: float = 1e-4) -> Manifest:
     """Export a PyTorch BERT QA model (HF dir or model.pytorch + bert_config.json) to ONNX.
 
     Args:
@@ -45,7 +46,8 @@ def export_onnx(model_path: Path, out_path: Path, opset: int = DEFAULT_OPSET, pa
         parity_atol: largest allowed |ORT - PyTorch| logit difference on the probe batch.
 
     Returns:
-        A manifest dict (source, opset, names, parity max abs diff), also written as ``<out>.json``.
+        The artifact manifest (source, architecture, input names, the export step with its opset and parity
+        max abs diff), also written as ``manifest.json`` beside the file (``models.artifact``).
 
     Raises:
         ModelError: the model cannot be loaded, or ORT and PyTorch disagree beyond ``parity_atol``.
@@ -70,17 +72,14 @@ def export_onnx(model_path: Path, out_path: Path, opset: int = DEFAULT_OPSET, pa
     wrapper = _QA(model).eval()
     ids, mask, seg = _probe_batch(model.config.vocab_size)
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=out_path.name + ".", suffix=".tmp", dir=out_path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(out_path) as tmp:
         dyn = {n: {0: "batch", 1: "seq"} for n in INPUT_NAMES + OUTPUT_NAMES}
         with torch.inference_mode(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer chatter; correctness is checked below
             torch.onnx.export(
                 wrapper,
                 (torch.from_numpy(ids), torch.from_numpy(mask), torch.from_numpy(seg)),
-                tmp,
+                str(tmp),
                 input_names=list(INPUT_NAMES),
                 output_names=list(OUTPUT_NAMES),
                 dynamic_axes=dyn,
@@ -94,56 +93,30 @@ def export_onnx(model_path: Path, out_path: Path, opset: int = DEFAULT_OPSET, pa
         ref = np.stack([r.numpy() for r in ref], axis=-1)
         from mlperf_bert.backends.onnxruntime import OnnxRuntimeBackend
 
-        got = OnnxRuntimeBackend(Path(tmp), device="cpu").predict(ids, mask, seg)
+        got = OnnxRuntimeBackend(tmp, device="cpu").predict(ids, mask, seg)
         diff = float(np.abs(got - ref).max())
         if not diff <= parity_atol:
             raise ModelError(f"exported ONNX differs from PyTorch by {diff:.2e} (> {parity_atol:g}); not written")
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600
-        os.replace(tmp, out_path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    manifest = {
-        "source": str(Path(model_path).resolve()),
-        "format": "onnx",
-        "precision": "fp32",
-        "opset": opset,
-        "inputs": list(INPUT_NAMES),
-        "outputs": list(OUTPUT_NAMES),
-        "dynamic_axes": ["batch", "seq"],
-        "parity_max_abs_diff_vs_pytorch": diff,
-        "num_attention_heads": int(model.config.num_attention_heads),
-        "hidden_size": int(model.config.hidden_size),
-        "num_hidden_layers": int(model.config.num_hidden_layers),
-    }
-    out_path.with_suffix(out_path.suffix + ".json").write_text(json.dumps(manifest, indent=2) + "\n")
+    arch = ModelArchitecture(int(model.config.num_attention_heads), int(model.config.hidden_size),
+                             int(model.config.num_hidden_layers))
+    manifest = new_manifest(format="onnx", model_file=out_path.name, precision="fp32", source=Path(model_path),
+                            architecture=arch, input_names=INPUT_NAMES,
+                            steps=({"step": "export-onnx", "opset": opset, "outputs": list(OUTPUT_NAMES),
+                                    "dynamic_axes": ["batch", "seq"], "parity_max_abs_diff_vs_pytorch": diff},))
+    write_manifest(out_path.parent, manifest)
     return manifest
 
 
-def weights_fingerprint(model_path: Path) -> str:
-    """sha256 (first 16 hex digits) of a PyTorch model's config and weight files, for cache keys."""
-    import hashlib
+def exported_onnx(model_path: Path, cache_dir: Path, opset: int = DEFAULT_OPSET,
+                  say: Callable[[str], None] = lambda m: None) -> Path:
+    """The ONNX export of a PyTorch model as a cached artifact:
+    ``cache_dir/artifacts/onnx-export-<fingerprint[:16]>-opset<N>/model.onnx`` (+ manifest.json), made once.
 
-    model_path = Path(model_path)
-    files = sorted(p for p in (model_path.iterdir() if model_path.is_dir() else [model_path])
-                   if p.is_file() and p.suffix in (".json", ".safetensors", ".bin", ".pytorch"))
-    if not model_path.is_dir():
-        files += [p for p in (model_path.parent / "bert_config.json",) if p.is_file()]
-    h = hashlib.sha256()
-    for p in files:
-        h.update(p.name.encode())
-        with p.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()[:16]
-
-
-def cached_onnx(model_path: Path, cache_dir: Path, opset: int = DEFAULT_OPSET) -> Path:
-    """The ONNX export of a PyTorch model, made once and kept in ``cache_dir/onnx/<fingerprint>/model.onnx``.
-
-    Lets ``run --backend onnxruntime --model <HF dir>`` work without a separate export step.
+    Lets ``run --backend onnxruntime --model <HF dir>`` work without a separate export step; ``say`` is
+    told when the export is made.
     """
-    out = Path(cache_dir) / "onnx" / f"{weights_fingerprint(model_path)}-opset{opset}" / "model.onnx"
-    if not out.is_file():
+    out = Path(cache_dir) / "artifacts" / f"onnx-export-{fingerprint(model_path)[:16]}-opset{opset}" / "model.onnx"
+    if not (out.is_file() and manifest_for(out) is not None):
+        say(f"exporting {model_path} to ONNX once (opset {opset}; cached in {out.parent}) ...")
         export_onnx(model_path, out, opset=opset)
     return out

@@ -190,16 +190,15 @@ def official_status(entry: Entry, folder: Path, *, verify: bool = True,
 
 
 def _read_manifest(folder: Path) -> tuple[dict[str, Any] | None, str]:
-    path = folder / "manifest.json"
-    if not path.is_file():
-        return None, ""
+    """(the folder's artifact manifest as JSON, a note when it is unreadable)."""
+    from mlperf_bert.errors import DataError
+    from mlperf_bert.models.artifact import read_manifest
+
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        return None, f"manifest.json unreadable: {exc}"
-    if not isinstance(data, dict):
-        return None, "manifest.json is not a JSON object"
-    return data, ""
+        manifest = read_manifest(folder)
+    except DataError as exc:
+        return None, str(exc)
+    return (manifest.to_json() if manifest else None), ""
 
 
 def _hf_detail(folder: Path) -> str:

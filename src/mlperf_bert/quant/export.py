@@ -14,14 +14,13 @@ at every run).
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 from mlperf_bert.errors import ModelError
+from mlperf_bert.fileio import atomic_path
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT_NAMES = ("start_logits", "end_logits")
@@ -68,11 +67,9 @@ def export_fake_quant_onnx(model, out_path: Path, parity_rtol: float = 0.05) -> 
     model.eval()
     model.prepare_export()
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
     vocab = model.config.vocab_size
-    fd, tmp = tempfile.mkstemp(prefix=out_path.name + ".", suffix=".tmp", dir=out_path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(out_path) as tmp_path:
+        tmp = str(tmp_path)
         ids, mask, seg = _probe(vocab, 2, 48, 0)
         dyn = {n: {0: "batch", 1: "seq"} for n in INPUT_NAMES + OUTPUT_NAMES}
         with torch.no_grad(), warnings.catch_warnings():
@@ -90,17 +87,12 @@ def export_fake_quant_onnx(model, out_path: Path, parity_rtol: float = 0.05) -> 
         onnx.save(proto, tmp)
         from mlperf_bert.backends.onnxruntime import OnnxRuntimeBackend
 
-        got = OnnxRuntimeBackend(Path(tmp), device="cpu", graph_optimization="disable").predict(ids, mask, seg)
+        got = OnnxRuntimeBackend(tmp_path, device="cpu", graph_optimization="disable").predict(ids, mask, seg)
         diff = float(np.abs(got - ref).max())
         rel = float(np.abs(got - ref).mean() / max(np.abs(ref).mean(), 1e-6))
         if not rel <= parity_rtol:
             raise ModelError(f"fake-quant ONNX differs from PyTorch by {rel:.1%} of the mean |logit| "
                              f"(> {parity_rtol:.0%}; max {diff:.3f}); not written")
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
-        os.replace(tmp, out_path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     counts = qdq_counts(onnx.load(out_path))
     return {"opset": QAT_OPSET, "inputs": list(INPUT_NAMES), "outputs": list(OUTPUT_NAMES),
             "parity_max_abs_diff_vs_pytorch": diff, "parity_mean_rel_diff_vs_pytorch": rel, **counts}
@@ -245,8 +237,6 @@ def fake_quant_to_qdq(in_path: Path, out_path: Path, uint8_activations: bool = T
     for i in [i for i in g.initializer if i.name not in still_used]:
         g.initializer.remove(i)
     onnx.checker.check_model(model)
-    out_path = Path(out_path)
-    tmp = out_path.with_name(out_path.name + ".tmp")
-    onnx.save(model, str(tmp))
-    os.replace(tmp, out_path)
+    with atomic_path(Path(out_path)) as tmp:
+        onnx.save(model, str(tmp))
     return {"folded_weights": folded, "uint8_activations": converted, **qdq_counts(model)}

@@ -1,111 +1,57 @@
-"""``manifest.json``: how a quantized model was made, written next to it.
+"""The manifest of a quantized model: the artifact manifest (``models.artifact``) with the quantization
+record in it.
 
-The mode lives in the manifest, not in the file name. A manifest holds
-the method and its settings, the calibration list (path, sha256, whether it is MLPerf's official one,
-count), the source model's fingerprint, the library versions, and method-specific results (node counts,
-training steps, parity checks).
+The mode lives in the manifest, not in the file name (docs/architecture.md#artifacts). Besides the
+artifact fields (format, model file, precision ``int8``, architecture, input names, source fingerprint,
+steps), a quantized model's manifest holds the method and its settings, the quantization scheme, the
+calibration list (path, sha256, whether it is MLPerf's official one, count) and method-specific results
+(node counts, training steps, parity checks), under the keys ``method``, ``quantization``,
+``calibration``, ``settings`` and ``results``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib.metadata as md
 import json
-import os
-import platform
-import time
 from pathlib import Path
 from typing import Any
 
-from mlperf_bert import __version__
+from mlperf_bert.models.artifact import Manifest, manifest_for, new_manifest, read_manifest, write_manifest
 
-MANIFEST_FILE = "manifest.json"
-#: Bump when the manifest's keys change meaning.
-MANIFEST_VERSION = 1
+__all__ = ["build_manifest", "read_manifest", "write_manifest"]
 
-
-def fingerprint(path: Path) -> dict:
-    """sha256 of a model: the file itself, or for a folder every config/weight file in it (name + bytes).
-
-    Returns:
-        ``{"path": str, "sha256": hex}``.
-    """
-    path = Path(path)
-    files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in (".json", ".safetensors", ".bin",
-                                                                              ".pytorch", ".onnx", ".txt")
-                   ) if path.is_dir() else [path]
-    h = hashlib.sha256()
-    for p in files:
-        if path.is_dir():
-            h.update(p.name.encode())
-        with p.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-    return {"path": str(path.resolve()), "sha256": h.hexdigest()}
+#: The scheme of every int8 model ``quantize`` writes (MLPerf's int8 BERT: symmetric per-tensor, bias in
+#: fp32; docs/workload.md#int8-reference).
+QUANTIZATION_SCHEME = {"scheme": "symmetric", "granularity": "per-tensor", "weights": "int8",
+                       "activations": "int8", "bias": "fp32 (not quantized)"}
 
 
-def versions() -> dict:
-    """Versions of the libraries that shape a quantized model."""
-    out = {"mlperf_bert": __version__, "python": platform.python_version()}
-    for pkg in ("onnxruntime", "onnx", "torch", "transformers", "numpy"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            pass
-    return out
-
-
-def build_manifest(method: str, source: Path, calibration: Any, settings: dict, results: dict) -> dict:
-    """Assemble a manifest.
+def build_manifest(method: str, source: Path, calibration: Any, settings: dict, results: dict, *,
+                   model_file: str, input_names: tuple[str, ...]) -> Manifest:
+    """The manifest of a model made by ``quantize``.
 
     Args:
         method: ``ptq`` or ``qat``.
-        source: the model quantized (fingerprinted).
+        source: the model quantized (fingerprinted; its manifest's steps and architecture carry over).
         calibration: a ``calibration.CalibrationList``.
         settings: the method's settings (JSON-able).
         results: what the method produced (JSON-able): counts, checks, training facts.
-
-    Returns:
-        the manifest as plain JSON types (equal to what ``read_manifest`` reads back).
+        model_file: the file in the output folder that runs (the QDQ ONNX file).
+        input_names: its input names in (ids, mask, segments) order.
     """
-    manifest = {
-        "manifest_version": MANIFEST_VERSION,
+    from mlperf_bert.convert.ort_optimize import model_architecture
+
+    source = Path(source)
+    arch, _ = model_architecture(source)
+    extra = {
         "method": method,
-        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "precision": "int8",
-        "quantization": {"scheme": "symmetric", "granularity": "per-tensor", "weights": "int8",
-                         "activations": "int8", "bias": "fp32 (not quantized)"},
-        "source_model": fingerprint(source),
+        "quantization": QUANTIZATION_SCHEME,
         "calibration": {"file": str(Path(calibration.path).resolve()), "sha256": calibration.sha256,
                         "official_mlperf_list": calibration.official, "samples": len(calibration),
                         "indexes": "SQuAD v1.1 dev features (QSL sample indices)"},
         "settings": settings,
         "results": results,
-        "versions": versions(),
     }
-    return json.loads(json.dumps(manifest, default=str))  # plain JSON types, as read back
-
-
-def write_manifest(out_dir: Path, manifest: dict) -> Path:
-    """Write ``<out_dir>/manifest.json`` atomically; returns its path."""
-    path = Path(out_dir) / MANIFEST_FILE
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
-    return path
-
-
-def read_manifest(out_dir: Path) -> dict:
-    """The manifest of a quantized model folder (``{}`` when there is none)."""
-    path = Path(out_dir) / MANIFEST_FILE
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def source_model_path(model_file: Path) -> Path | None:
-    """The fp32 source of a model written by ``mlperf-bert quantize``: ``source_model.path`` of the
-    ``manifest.json`` beside ``model_file``; None when there is no readable manifest naming one."""
-    try:
-        source = (json.loads((Path(model_file).parent / MANIFEST_FILE).read_text()).get("source_model") or {})["path"]
-    except (OSError, ValueError, AttributeError, KeyError, TypeError):
-        return None
-    return Path(source) if source else None
+    extra = json.loads(json.dumps(extra, default=str))  # plain JSON types, as read back
+    return new_manifest(format="onnx", model_file=model_file, precision="int8", source=source, architecture=arch,
+                        input_names=input_names, steps=({"step": f"quantize-{method}"},), extra=extra,
+                        source_manifest=manifest_for(source))

@@ -36,6 +36,7 @@ import numpy as np
 
 from mlperf_bert.errors import ConfigError, ModelError
 from mlperf_bert.quant.calibration import CalibrationList, calibration_inputs
+from mlperf_bert.models.artifact import Manifest
 from mlperf_bert.quant.manifest import build_manifest, write_manifest
 from mlperf_bert.squad.types import Features
 
@@ -136,7 +137,7 @@ class _FeatureReader:
 
 
 def quantize_ptq(fp32_model: Path, out_dir: Path, features: Features, calibration: CalibrationList,
-                 cfg: PtqConfig = PtqConfig(), source: Path | None = None) -> dict:
+                 cfg: PtqConfig = PtqConfig(), source: Path | None = None) -> "Manifest":
     """Quantize an fp32 BERT QA ONNX model to int8 QDQ, calibrated on the listed features.
 
     Args:
@@ -224,6 +225,7 @@ def quantize_ptq(fp32_model: Path, out_dir: Path, features: Features, calibratio
                                                                   default=0.0), 3)},
                   "onnxruntime": onnxruntime.__version__},
         results={"model": MODEL_FILE, "inputs": list(names), "calibration_ranges": RANGES_FILE, **counts},
+        model_file=MODEL_FILE, input_names=tuple(names),
     )
     write_manifest(out_dir, manifest)
     return manifest

@@ -418,11 +418,13 @@ def run_qat(job: QatJob, dev_features, calibration, vocab_path: Path, squad_cfg,
     from safetensors.torch import save_file
 
     from mlperf_bert.quant.calibration import calibration_inputs, check_indices
+    from mlperf_bert.quant.export import INPUT_NAMES as QDQ_INPUT_NAMES
     from mlperf_bert.quant.export import export_fake_quant_onnx, fake_quant_to_qdq
     from mlperf_bert.quant.manifest import build_manifest, write_manifest
     from mlperf_bert.config import default_cache_dir
     from mlperf_bert.train.data import load_train_features
-    from mlperf_bert.train.finetune import CHECKPOINT_FILE, resolve_device, train
+    from mlperf_bert.backends.pytorch import torch_device
+    from mlperf_bert.train.finetune import CHECKPOINT_FILE, train
 
     say = on_event or (lambda m: None)
     out = Path(job.output)
@@ -430,7 +432,7 @@ def run_qat(job: QatJob, dev_features, calibration, vocab_path: Path, squad_cfg,
     indices = check_indices(calibration.indices, len(dev_features), f"calibration list {calibration.path}")
     if job.threads:
         torch.set_num_threads(job.threads)
-    device = resolve_device(job.device)
+    device = torch_device(job.device)
     examples, feats = load_train_features(job.train_file, vocab_path, squad_cfg, job.cache_dir or default_cache_dir(),
                                           job.max_train_questions, progress)
     say(f"{len(feats):,} training features from {len(examples):,} questions ({job.train_file})")
@@ -462,7 +464,8 @@ def run_qat(job: QatJob, dev_features, calibration, vocab_path: Path, squad_cfg,
                "loss_first": result.losses[:1], "loss_last_20_mean": float(sum(result.losses[-20:]) /
                                                                            max(1, len(result.losses[-20:])))}
     manifest = build_manifest("qat", Path(job.model), calibration,
-                              settings=_json.loads(_json.dumps(settings, default=_jsonable)), results=results)
+                              settings=_json.loads(_json.dumps(settings, default=_jsonable)), results=results,
+                              model_file=QDQ_FILE, input_names=QDQ_INPUT_NAMES)
     write_manifest(out, manifest)
     return manifest
 

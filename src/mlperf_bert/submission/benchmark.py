@@ -8,13 +8,11 @@ that is not the official one gets the same fraction of *its own* fp32 F1, given 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from mlperf_bert.errors import ConfigError
 from mlperf_bert.models.registry import FP32_F1, OFFICIAL_MODELS
-from mlperf_bert.quant.manifest import source_model_path
 
 #: Benchmark folder names of a submission (docs/submission.md#benchmarks); the LoadGen model key stays ``bert``.
 BENCHMARKS = ("bert-99", "bert-99.9")
@@ -98,32 +96,22 @@ def check_benchmark(name: str) -> str:
 def identify_model(model: Path | str | None) -> KnownModel | None:
     """The known model a path points at, or None.
 
-    Recognised, in this order: an ONNX file exported by ``convert.to_onnx`` (its ``<file>.json``
-    manifest names the source model, which is looked up instead); a model written by ``mlperf-bert
-    quantize`` (the ``manifest.json`` beside it names the fp32 source: an int8 model's target is a
-    fraction of its fp32 source's F1); a folder (or a file inside a folder)
-    named like a ``KNOWN_MODELS`` entry; an official artifact file name (``model.onnx``,
-    ``model.pytorch``, ``model.pb``, ``model.ckpt-5474.*``, ``bert_large_v1_1_fake_quant.onnx``). File
-    names are not proof: the md5 check of ``mlperf-bert models`` is.
+    An artifact (export, optimized graph, int8 model) is identified by the original model at the end of its
+    manifests' source chain (``models.artifact.source_chain``): an int8 model's target is a fraction of its
+    fp32 source's F1. The original is recognised as a folder (or a file inside a folder) named like a
+    ``KNOWN_MODELS`` entry, or by an official artifact file name (``model.onnx``, ``model.pytorch``,
+    ``model.pb``, ``model.ckpt-5474.*``, ``bert_large_v1_1_fake_quant.onnx``). File names are not proof:
+    the md5 check of ``mlperf-bert models`` is.
     """
     if model is None:
         return None
-    path = Path(model)
-    manifest = path.with_name(path.name + ".json")
-    if path.suffix == ".onnx" and manifest.is_file():  # our export: the model is its source
-        try:
-            source = json.loads(manifest.read_text()).get("source")
-        except (OSError, ValueError):
-            source = None
-        if source and Path(source) != path:
-            return identify_model(Path(source))
-    source = source_model_path(path) if path.suffix == ".onnx" else None  # written by mlperf-bert quantize
-    if source and source != path:
-        return identify_model(source)
-    for cand in (path.name, path.parent.name):
+    from mlperf_bert.models.artifact import source_chain
+
+    original = source_chain(Path(model))[-1]  # artifacts carry the target of the model they were made from
+    for cand in (original.name, original.parent.name):
         if cand in KNOWN_MODELS:
             return KNOWN_MODELS[cand]
-    if path.name in _OFFICIAL_FILES or path.name.startswith("model.ckpt-5474"):
+    if original.name in _OFFICIAL_FILES or original.name.startswith("model.ckpt-5474"):
         return OFFICIAL_BERT_LARGE
     return None
 

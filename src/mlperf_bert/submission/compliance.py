@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from mlperf_bert.backends.registry import BackendConfig, BackendRegistry
+from mlperf_bert.backends.base import BackendConfig
+from mlperf_bert.backends.registry import BackendRegistry
 from mlperf_bert.config import DataPaths, SquadConfig
 from mlperf_bert.errors import ConfigError, DataError
 from mlperf_bert.logs.parse import perf_result, read_detail_log

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from mlperf_bert.backends.pytorch import torch_device
 from mlperf_bert.config import SquadConfig
 from mlperf_bert.errors import ConfigError, DataError, ModelError
 from mlperf_bert.squad.types import Example, Features
@@ -136,16 +137,6 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return "bf16" if cpu_has_native_bf16() else "fp32"
 
 
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("--device cuda requested but torch sees no CUDA device")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise ConfigError(f"--device must be cpu, cuda or auto, got {device!r}")
-    return torch.device(device)
-
-
 # ------------------------------------------------------------------------------------------------
 # Models
 # ------------------------------------------------------------------------------------------------
@@ -192,7 +183,7 @@ def load_encoder_for_qa(path: Path, seed: int = 0) -> nn.Module:
     """
     from transformers import BertForQuestionAnswering
 
-    from mlperf_bert.backends.pytorch import load_state_dict
+    from mlperf_bert.backends.pytorch import check_weights, load_state_dict
 
     path = Path(path)
     if not path.is_dir():
@@ -207,14 +198,7 @@ def load_encoder_for_qa(path: Path, seed: int = 0) -> nn.Module:
     expected = model.state_dict()
     has_head = "qa_outputs.weight" in sd
     need = [k for k in expected if has_head or not k.startswith("qa_outputs.")]
-    missing = [k for k in need if k not in sd]
-    unexpected = [k for k in sd if k not in expected]
-    misshaped = [k for k in need if k in sd and sd[k].shape != expected[k].shape]
-    if missing or unexpected or misshaped:
-        raise ModelError(f"{path}: weights do not fit a BERT QA model of its config.json: "
-                         + "; ".join(f"{what} {len(ks)}: {', '.join(ks[:8])}" for what, ks in
-                                     (("missing", missing), ("unexpected", unexpected), ("wrong shape", misshaped))
-                                     if ks))
+    check_weights(sd, {k: expected[k] for k in need}, str(path), "its config.json")
     model.load_state_dict({k: sd[k] for k in need}, strict=False)  # head (if absent) keeps its fresh init
     return model
 
@@ -567,7 +551,7 @@ def run_finetune(job: FinetuneJob, *, dev_data: tuple[list[Example], Features] |
         raise DataError(f"{vocab_path}: vocabulary not found; pass --vocab (the encoder's vocab.txt)")
     if job.threads:
         torch.set_num_threads(job.threads)
-    device = resolve_device(job.device)
+    device = torch_device(job.device)
     from mlperf_bert.config import default_cache_dir
 
     cache = job.cache_dir or default_cache_dir()
