@@ -23,6 +23,7 @@ COMMANDS = (
     "prepare",
     "export_onnx",
     "convert_tf",
+    "random_bert",
     "export_tf",
     "download",
     "models",

@@ -61,11 +61,13 @@ def add_run_args(p: argparse.ArgumentParser, registry, *, scenario: bool = True,
                    help="fp32 F1 of a model mlperf-bert does not know (sets the target; known: official "
                         "BERT-Large 90.874, minilm-l6-squad 78.912)")
     b = p.add_argument_group("batching")
-    b.add_argument("--batch-size", type=int, default=32, help="most samples per batch (default 32)")
-    b.add_argument("--token-budget", type=int, default=8192,
-                   help="most tokens per batch = batch x padded length (default 8192; 0 = no limit)")
+    b.add_argument("--batch-size", type=int, help="most samples per batch (default 32; 256 with --device cuda)")
+    b.add_argument("--token-budget", type=int,
+                   help="most tokens per batch = batch x padded length (default 8192; 65536 with --device cuda; "
+                        "0 = no limit)")
     b.add_argument("--no-sort", action="store_true", help="Offline: keep issue order instead of sorting by length")
-    b.add_argument("--pad-to-multiple", type=int, default=1, help="pad batches to a multiple of N tokens")
+    b.add_argument("--pad-to-multiple", type=int,
+                   help="pad batches to a multiple of N tokens (default 1; 64 with --device cuda)")
     b.add_argument("--server-max-wait-ms", type=float, default=5.0,
                    help="Server: longest a sample waits for a batch to fill (ms, default 5)")
     b.add_argument("--workers", type=int, default=1, help="SUT worker threads (Offline/Server, default 1)")
@@ -83,16 +85,16 @@ def build_run_config(args: argparse.Namespace, *, scenario: str | None = None, m
     from mlperf_bert.logs.settings import LoadGenConfig
     from mlperf_bert.runner import RunConfig
     from mlperf_bert.submission.benchmark import accuracy_target
-    from mlperf_bert.sut.batcher import BatcherConfig
+    from mlperf_bert.sut.batcher import batcher_for_device, device_kind
     from mlperf_bert.sut.sut import SUTConfig, check_scenario
 
     scenario = check_scenario(scenario or args.scenario)
     args.registry.spec(args.backend)  # unknown backend -> one line before any work
     paths = data_paths(args)
     backend = backend_config(args, args.registry, paths.cache_dir)
-    batcher = BatcherConfig(max_batch_size=args.batch_size, token_budget=args.token_budget or None,
-                            sort_by_length=not args.no_sort, pad_to_multiple=args.pad_to_multiple,
-                            server_max_wait_ms=args.server_max_wait_ms)
+    batcher = batcher_for_device(device_kind(backend.device), max_batch_size=args.batch_size,
+                                 token_budget=args.token_budget, pad_to_multiple=args.pad_to_multiple,
+                                 sort_by_length=not args.no_sort, server_max_wait_ms=args.server_max_wait_ms)
     sut = SUTConfig(scenario=scenario, batcher=batcher, workers=args.workers, response_rows=args.response_rows)
     lgc = LoadGenConfig(scenario=scenario, rules=args.rules, user_conf=args.user_conf,
                         expected_qps=args.target_qps, expected_latency_ms=args.expected_latency_ms,

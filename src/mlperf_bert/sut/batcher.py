@@ -85,3 +85,43 @@ def plan_batches(lengths: np.ndarray, config: BatcherConfig, cap: int = 384) -> 
         batches.append(order[start:end].astype(np.int64))
         start = end
     return batches
+
+
+#: Batching defaults by the kind of device the backend runs on (``--batch-size``, ``--token-budget``,
+#: ``--pad-to-multiple`` when not given). CPU: the values every CPU run has used. CUDA: batches large
+#: enough to fill a GPU with BERT-Large (256 samples, 65,536 tokens = 170 full-length samples), padded to
+#: multiples of 64 tokens, the pytorch backend's CUDA graph buckets (six lengths: 64 ... 384). Not yet
+#: measured on a GPU (issue 14); ``find-peak``/``bench`` can size them.
+DEVICE_DEFAULTS: dict[str, dict[str, int]] = {
+    "cpu": {"max_batch_size": 32, "token_budget": 8192, "pad_to_multiple": 1},
+    "cuda": {"max_batch_size": 256, "token_budget": 65536, "pad_to_multiple": 64},
+}
+
+
+def device_kind(device: str) -> str:
+    """``"cuda"`` for ``--device cuda`` / ``cuda:N``, else ``"cpu"`` (``auto`` keeps the CPU defaults: the
+    backend picks its device only when it loads, so a GPU run passes ``--device cuda``)."""
+    return "cuda" if str(device).startswith("cuda") else "cpu"
+
+
+def batcher_for_device(kind: str, *, max_batch_size: int | None = None, token_budget: int | None = None,
+                       pad_to_multiple: int | None = None, **settings) -> BatcherConfig:
+    """A ``BatcherConfig`` whose unset sizes come from ``DEVICE_DEFAULTS[kind]``.
+
+    Args:
+        kind: ``"cpu"`` or ``"cuda"`` (see ``device_kind``).
+        max_batch_size, token_budget, pad_to_multiple: the user's values, None = the device's default;
+            ``token_budget`` 0 = no limit.
+        settings: the other ``BatcherConfig`` fields (``sort_by_length``, ``server_max_wait_ms``).
+
+    Raises:
+        ConfigError: unknown ``kind`` or a bad value.
+    """
+    if kind not in DEVICE_DEFAULTS:
+        raise ConfigError(f"unknown device kind {kind!r}; one of {', '.join(DEVICE_DEFAULTS)}")
+    d = DEVICE_DEFAULTS[kind]
+    budget = d["token_budget"] if token_budget is None else (token_budget or None)
+    return BatcherConfig(max_batch_size=d["max_batch_size"] if max_batch_size is None else max_batch_size,
+                         token_budget=budget,
+                         pad_to_multiple=d["pad_to_multiple"] if pad_to_multiple is None else pad_to_multiple,
+                         **settings)
