@@ -9,8 +9,8 @@ docs/workload.md#model) run over the real SQuAD dev features measures what the o
 loads strictly in the pytorch backend and exports to ONNX like a converted checkpoint.
 
 Initialisation follows BERT's (Devlin et al. 2019, ``modeling.py`` ``initializer_range`` 0.02): every
-matrix and embedding table ~ N(0, 0.02) truncated at 2 standard deviations, biases 0, LayerNorm gamma 1 and
-beta 0; the padding row (id 0) of the word embeddings is 0 as in Hugging Face's init. Values come from
+matrix and embedding table ~ N(0, 0.02) clipped at 2 standard deviations (std then 0.0192), biases 0,
+LayerNorm gamma 1 and beta 0; the padding row (id 0) of the word embeddings is 0 as in Hugging Face's init. Values come from
 NumPy's PCG64 generator seeded with ``seed``, one stream per tensor in ``names.weight_names`` order, so the
 same seed gives the same bytes on every machine and NumPy version that keeps PCG64's stream
 (``fileio.fingerprint`` of the folder is then the same too, and so are the caches keyed by it).
@@ -93,7 +93,7 @@ def random_state(shape: BertShape = BERT_LARGE, seed: int = 0) -> dict[str, np.n
         else:
             rng = np.random.Generator(np.random.PCG64(ss))
             arr = rng.standard_normal(dims, dtype=np.float32)
-            np.clip(arr, -2.0, 2.0, out=arr)  # truncated at 2 sigma, as tf.truncated_normal_initializer
+            np.clip(arr, -2.0, 2.0, out=arr)  # clipped at 2 sigma (TF's initializer redraws; the shape is what matters)
             arr *= INIT_STD
             if name == "bert.embeddings.word_embeddings.weight":
                 arr[0] = 0.0  # pad_token_id 0
@@ -119,7 +119,7 @@ def build_random_bert(out_dir: Path, shape: BertShape = BERT_LARGE, *, seed: int
     check_output_dir(Path(out_dir), overwrite=overwrite)
     state = random_state(shape, seed)
     params = int(sum(a.size for a in state.values()))
-    record = {"kind": KIND, "seed": seed, "init": f"truncated normal (2 sigma), std {INIT_STD}; biases 0; "
+    record = {"kind": KIND, "seed": seed, "init": f"normal, std {INIT_STD}, clipped at 2 sigma; biases 0; "
               "LayerNorm 1/0; word-embedding row 0 zero; numpy PCG64, one SeedSequence child per tensor",
               "shape": {"num_layers": shape.num_layers, "hidden": shape.hidden, "heads": shape.heads,
                         "intermediate": shape.intermediate, "vocab": shape.vocab},
