@@ -30,6 +30,20 @@ BUDGET_S=${GPU_BUDGET_S:-390}
 T0=$(date +%s)
 log() { echo "gpu_h200.sh: $*" | tee -a "$OUT/steps.log"; }
 
+# Last resort when pip cannot build the package (no setuptools there): the sources on PYTHONPATH plus a
+# dist-info folder holding the backends' entry points (pyproject's mlperf_bert.backends group), which
+# importlib.metadata finds on sys.path.
+install_by_path() {
+  local site=/tmp/mlperf-bert-site info=/tmp/mlperf-bert-site/mlperf_bert-0.1.0.dist-info
+  log "pip could not install mlperf-bert; using src/ on PYTHONPATH with entry points in $info"
+  mkdir -p "$info"
+  printf 'Metadata-Version: 2.1\nName: mlperf-bert\nVersion: 0.1.0\n' > "$info/METADATA"
+  { echo "[mlperf_bert.backends]"
+    sed -n '/^\[project.entry-points."mlperf_bert.backends"\]/,/^\[/p' pyproject.toml | grep -E '^[a-z_]+ *=' | tr -d '"'
+  } > "$info/entry_points.txt"
+  export PYTHONPATH="$PWD/src:$site${PYTHONPATH:+:$PYTHONPATH}"
+}
+
 # 1. A Python whose torch sees a CUDA device (the H200 image's python3), or a fresh venv with a CUDA torch.
 PY=""
 for cand in "${GPU_PYTHON:-}" python3 /opt/torch/.venv/bin/python3; do
@@ -64,7 +78,7 @@ else
   if ! "$PY" -c "import sys, mlperf_bert; sys.exit(0 if mlperf_bert.__file__.startswith('$PWD/src/') else 1)" >/dev/null 2>&1; then
     timeout 180 "$PY" -m pip install -q --no-index --no-deps --no-build-isolation -e . \
       || timeout 180 "$PY" -m pip install -q --no-index --no-deps --no-build-isolation . \
-      || { log "installing mlperf-bert failed"; exit 3; }
+      || install_by_path
   fi
 fi
 "$PY" -c "import mlperf_loadgen, mlperf_bert, transformers" || { log "imports failed after install"; exit 3; }

@@ -43,7 +43,8 @@ PROVIDER_CHOICES = ("auto", *PROVIDERS)
 #: What to install for a GPU provider (the GPU wheel provides the same ``onnxruntime`` module).
 GPU_INSTALL_HINT = ("pip uninstall -y onnxruntime && pip install 'mlperf-bert[onnxruntime-gpu]' (onnxruntime-gpu "
                     "replaces the CPU wheel and needs CUDA 12 and cuDNN 9 libraries)")
-TENSORRT_INSTALL_HINT = GPU_INSTALL_HINT + " plus the TensorRT libraries (pip install 'mlperf-bert[onnxruntime-trt]')"
+TENSORRT_INSTALL_HINT = ("pip uninstall -y onnxruntime && pip install 'mlperf-bert[onnxruntime-trt]' (onnxruntime-gpu "
+                         "replaces the CPU wheel; it and TensorRT 10 need CUDA 12 libraries)")
 #: Largest sequence length a TensorRT optimisation profile covers (the feature length, docs/preprocessing.md).
 TRT_MAX_SEQ = 384
 #: TensorRT builder workspace (bytes).
