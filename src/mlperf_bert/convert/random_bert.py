@@ -75,8 +75,11 @@ def parameter_count(shape: BertShape) -> int:
     return int(sum(int(np.prod(s)) for s in hf_shapes(check_shape(shape)).values()))
 
 
-def random_state(shape: BertShape = BERT_LARGE, seed: int = 0) -> dict[str, np.ndarray]:
+def random_state(shape: BertShape = BERT_LARGE, seed: int = 0, std: float = INIT_STD) -> dict[str, np.ndarray]:
     """Hugging Face state_dict key -> float32 array, BERT-initialised (see the module docstring).
+
+    ``std`` other than 0.02 makes a model whose attention is sharper (tests use it so that masking errors
+    move the logits far more than float rounding does); the speed does not depend on it.
 
     Exactly the names and shapes of ``names.hf_shapes(shape)``: what the pytorch backend's strict load
     expects. Memory: 4 bytes per parameter (1.34 GB for BERT-Large).
@@ -94,14 +97,14 @@ def random_state(shape: BertShape = BERT_LARGE, seed: int = 0) -> dict[str, np.n
             rng = np.random.Generator(np.random.PCG64(ss))
             arr = rng.standard_normal(dims, dtype=np.float32)
             np.clip(arr, -2.0, 2.0, out=arr)  # clipped at 2 sigma (TF's initializer redraws; the shape is what matters)
-            arr *= INIT_STD
+            arr *= std
             if name == "bert.embeddings.word_embeddings.weight":
                 arr[0] = 0.0  # pad_token_id 0
         state[name] = arr
     return state
 
 
-def build_random_bert(out_dir: Path, shape: BertShape = BERT_LARGE, *, seed: int = 0,
+def build_random_bert(out_dir: Path, shape: BertShape = BERT_LARGE, *, seed: int = 0, std: float = INIT_STD,
                       overwrite: bool = False) -> RandomBertReport:
     """Write a random-weight ``BertForQuestionAnswering`` folder of ``shape`` (default BERT-Large).
 
@@ -117,9 +120,11 @@ def build_random_bert(out_dir: Path, shape: BertShape = BERT_LARGE, *, seed: int
 
     check_shape(shape)
     check_output_dir(Path(out_dir), overwrite=overwrite)
-    state = random_state(shape, seed)
+    if not std > 0:
+        raise ConfigError(f"random BERT: std must be > 0, got {std}")
+    state = random_state(shape, seed, std)
     params = int(sum(a.size for a in state.values()))
-    record = {"kind": KIND, "seed": seed, "init": f"normal, std {INIT_STD}, clipped at 2 sigma; biases 0; "
+    record = {"kind": KIND, "seed": seed, "init": f"normal, std {std}, clipped at 2 sigma; biases 0; "
               "LayerNorm 1/0; word-embedding row 0 zero; numpy PCG64, one SeedSequence child per tensor",
               "shape": {"num_layers": shape.num_layers, "hidden": shape.hidden, "heads": shape.heads,
                         "intermediate": shape.intermediate, "vocab": shape.vocab},
