@@ -7,7 +7,7 @@
 #
 # This workplace's H200 (no network; its python3 holds a CUDA torch, transformers, onnx, CPU onnxruntime):
 #   1. here, on a CPU machine, in the checkout the device call sends:
-#        python benchmarks/gpu_stage.py --measure-f1     # data, fp16-stored small model, loadgen wheel -> .gpu-stage
+#        python benchmarks/gpu_stage.py      # data, fp16-stored small model, loadgen wheel -> .gpu-stage (49 MiB)
 #   2. the device call: command "bash benchmarks/gpu_h200.sh", carry [".gpu-stage"], timeout_s 540
 #   The CPU wheel pin torch==2.13.0 in pyproject.toml is for CPU machines only: here the image's CUDA torch is
 #   used as it is, and mlperf-bert and the carried wheels are installed into that Python with --no-deps.
