@@ -371,7 +371,8 @@ def step_ort(ctx: Ctx) -> None:
             ctx.save()
 
 
-WORKERS = {"env": step_env, "tests": step_tests, "f1": step_f1, "large": step_large, "server": step_server, "ort": step_ort}
+WORKERS = {"env": step_env, "tests": step_tests, "f1": step_f1, "large": step_large, "server": step_server,
+           "ort": step_ort}
 
 
 # -- the orchestrator -------------------------------------------------------------------------------------
@@ -441,7 +442,8 @@ def summarize(records: dict, args: argparse.Namespace) -> tuple[dict, str]:
     tests = records.get("tests", {}).get("result", {})
     if tests:
         lines.append(f"GPU tests (pytest -m gpu): {tests.get('summary')}")
-        ok = tests.get("exit") == 0 and "passed" in str(tests.get("summary")) and "skipped" not in str(tests.get("summary"))
+        said = str(tests.get("summary"))
+        ok = tests.get("exit") == 0 and "passed" in said and "skipped" not in said
         checks.append(("gpu-marked tests pass", None if args.cpu_dry_run else ok))
         lines.append("")
     f1 = records.get("f1", {}).get("result", {})
@@ -456,7 +458,8 @@ def summarize(records: dict, args: argparse.Namespace) -> tuple[dict, str]:
     rows = [("large", n, r) for n, r in large.get("configs", {}).items()]
     rows += [("ort", n, r) for n, r in records.get("ort", {}).get("result", {}).get("configs", {}).items()]
     if rows:
-        lines += ["", f"BERT-Large shapes (random weights), real dev lengths, Offline, {large.get('samples', '-')} samples",
+        lines += ["", "BERT-Large shapes (random weights), real dev lengths, Offline, "
+                      f"{large.get('samples', '-')} samples",
                   f"  {'config':20s} {'LoadGen s/s':>12s} {'raw s/s':>10s} {'LG/raw':>7s}  goal"]
     for kind, name, r in rows:
         if "error" in r:

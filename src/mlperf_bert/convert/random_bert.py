@@ -10,8 +10,8 @@ loads strictly in the pytorch backend and exports to ONNX like a converted check
 
 Initialisation follows BERT's (Devlin et al. 2019, ``modeling.py`` ``initializer_range`` 0.02): every
 matrix and embedding table ~ N(0, 0.02) clipped at 2 standard deviations (std then 0.0192), biases 0,
-LayerNorm gamma 1 and beta 0; the padding row (id 0) of the word embeddings is 0 as in Hugging Face's init. Values come from
-NumPy's PCG64 generator seeded with ``seed``, one stream per tensor in ``names.weight_names`` order, so the
+LayerNorm gamma 1 and beta 0; the padding row (id 0) of the word embeddings is 0 as in Hugging Face's init.
+Values come from NumPy's PCG64 generator seeded with ``seed``, one stream per tensor in ``names.weight_names`` order, so the
 same seed gives the same bytes on every machine and NumPy version that keeps PCG64's stream
 (``fileio.fingerprint`` of the folder is then the same too, and so are the caches keyed by it).
 
