@@ -9,7 +9,7 @@ import pytest
 
 import test_submission_support as sup
 from mlperf_bert.cli import main as cli_main
-from mlperf_bert.hashing import file_sha256
+from mlperf_bert.fileio import file_sha256
 from mlperf_bert.logs.truncate import MAX_ACCURACY_LOG_SIZE, read_hash
 from mlperf_bert.submission.checker import LOADGEN_BUILTIN_SEEDS, TEST05_SEEDS, check_submission
 from mlperf_bert.submission.compliance import run_compliance

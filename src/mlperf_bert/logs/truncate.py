@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlperf_bert.errors import DataError
-from mlperf_bert.hashing import file_sha256
+from mlperf_bert.fileio import file_sha256
 
 #: Largest submitted accuracy log, bytes (v1.0 ``MAX_ACCURACY_LOG_SIZE``).
 MAX_ACCURACY_LOG_SIZE = 10 * 1024

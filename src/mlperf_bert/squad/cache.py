@@ -20,7 +20,7 @@ import tokenizers
 
 from mlperf_bert.config import DataPaths, SquadConfig
 from mlperf_bert.errors import ConfigError
-from mlperf_bert.hashing import file_sha256
+from mlperf_bert.fileio import file_sha256
 from mlperf_bert.squad.dataset import read_squad
 from mlperf_bert.squad.features import convert_examples_to_features
 from mlperf_bert.squad.tokenization import WordPieceTokenizer

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from mlperf_bert.config import SquadConfig
 from mlperf_bert.errors import ConfigError, DataError
-from mlperf_bert.hashing import file_sha256
+from mlperf_bert.fileio import file_sha256
 from mlperf_bert.squad.features import doc_spans
 from mlperf_bert.squad.tokenization import SPECIAL_TOKENS, load_vocab
 
