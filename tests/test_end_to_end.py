@@ -15,7 +15,7 @@ import pytest
 from mlperf_bert.backends.registry import BackendConfig
 from mlperf_bert.cli import main as cli_main
 from mlperf_bert.config import DataPaths
-from mlperf_bert.logs.settings import LoadGenConfig
+from mlperf_bert.loadgen.settings import LoadGenConfig
 from mlperf_bert.runner import RunConfig, run_benchmark
 from mlperf_bert.sut.sut import SUTConfig
 

@@ -201,13 +201,22 @@ def _run_section(view: RunView, idx: int) -> str:
     acc = view.accuracy
     target = view.info.get("config", {}).get("accuracy_target")
     if acc:
+        full_dev = acc.get("full_dev", True)  # run folders from before the field was recorded: full dev
         rows = [("F1", f"{acc['f1']:.4f}"), ("exact match", f"{acc['exact_match']:.4f}"),
-                ("questions", f"{acc['questions_scored']:,} of {acc['questions_total']:,}")]
+                ("questions", f"all {acc['questions_total']:,}" + ("" if full_dev else
+                                                                   " (a subset, not SQuAD v1.1 dev)"))]
+        if acc.get("questions_without_features"):
+            rows.append(("without a feature", f"{acc['questions_without_features']:,} (answered 'empty')"))
+        if acc.get("covered"):
+            c = acc["covered"]
+            rows.append(("partial log", f"F1 {c['f1']:.4f}, EM {c['exact_match']:.4f} over the "
+                                        f"{c['questions']:,} questions it covers"))
         if target:
-            met = acc["f1"] >= target["target_f1"]
+            verdict = ("not judged (a subset)" if not full_dev else
+                       "met" if acc["f1"] >= target["target_f1"] else "NOT met")
             rows.append(("target", f"F1 >= {target['target_f1']:.3f} ({target['benchmark']}, "
                                    f"{target['fraction'] * 100:g}% of {target['reference_f1']:.3f} {target['model']}): "
-                                   f"{'met' if met else 'NOT met'}"))
+                                   f"{verdict}"))
         out.append(_kv_table(rows))
     else:
         out.append('<p class="note">No accuracy run in this folder.</p>')
