@@ -55,3 +55,9 @@ class RunInterrupted(KeyboardInterrupt):
         where = f" during the {self.phase} phase" if self.phase else ""
         kept = f"; run folder kept as {self.run_dir}" if self.run_dir else "; no run folder was made"
         return f"interrupted{where}{kept}"
+
+
+def json_error_text(exc, where: str) -> str:
+    """``json.JSONDecodeError`` message plus where it happened, e.g. ``Unterminated string starting at char
+    42`` (the json module's own message for that case already ends with "at", which would read "at at")."""
+    return f"{exc.msg.removesuffix(' at')} at {where}"

@@ -235,6 +235,16 @@ def _taken(out: Path, name: str) -> Path | None:
     return None
 
 
+def check_run_name(out: Path, name: str | None) -> None:
+    """Refuse a chosen run name whose folder exists in any state (auto-generated names get a suffix later).
+
+    Raises:
+        ConfigError: one line naming the folder.
+    """
+    if name is not None and (taken := _taken(Path(out), name)) is not None:
+        raise _clash(taken)
+
+
 def _clash(path: Path) -> ConfigError:
     if path.name.endswith(".partial"):
         why = "a run with this --run-name is running, or one was killed"
@@ -317,10 +327,9 @@ def run_benchmark(cfg: RunConfig, *, registry: BackendRegistry | None = None,
     t_start = time.time()
     out = Path(cfg.output_dir)
     check_output_dir(out)
+    check_run_name(out, cfg.run_name)
     auto = cfg.run_name is None
     name = cfg.run_name or time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + f"-{cfg.backend.name}-{cfg.sut.scenario}"
-    if not auto and _taken(out, name) is not None:
-        raise _clash(_taken(out, name))
 
     phase = "features"
     backend = None

@@ -85,7 +85,7 @@ def build_run_config(args: argparse.Namespace, *, scenario: str | None = None, m
     """The ``RunConfig`` the ``run`` flags describe (also used by ``find-peak``)."""
     from mlperf_bert.backends.registry import BackendRegistry
     from mlperf_bert.loadgen.settings import LoadGenConfig
-    from mlperf_bert.runner import RunConfig
+    from mlperf_bert.runner import RunConfig, check_output_dir, check_run_name
     from mlperf_bert.submission.benchmark import accuracy_target
     from mlperf_bert.sut.batcher import BatcherConfig
     from mlperf_bert.sut.sut import SUTConfig, check_scenario
@@ -100,6 +100,8 @@ def build_run_config(args: argparse.Namespace, *, scenario: str | None = None, m
                         quick_duration_s=args.duration, min_duration_s=args.min_duration,
                         max_duration_s=args.max_duration, min_query_count=args.min_query_count,
                         performance_sample_count=args.performance_sample_count, trace=args.trace)
+    check_output_dir(args.output_dir)  # and the run name: one line before the data, the model or an export
+    check_run_name(args.output_dir, args.run_name)
     paths = data_paths(args)
     backend = backend_config(args, paths.cache_dir)
     batcher = BatcherConfig(max_batch_size=args.batch_size, token_budget=args.token_budget or None,

@@ -425,9 +425,8 @@ def _finish_test01(result: ComplianceResult, acc_log: Path, test_log: Path, out:
     covered = [getattr(sc.covered, "f1", sc.f1) for sc in (baseline_score, compliance_score)]
     result.f1_covered_baseline, result.f1_covered_compliance = covered
     tol = TEST01_F1_TOLERANCE[benchmark]
-    # The rule compares the two accuracy.txt lines, which the reference scores over every question
-    # (those without a logged sample count as "empty" in both, so the relative change is the same as
-    # over the covered questions alone).
+    # The rule compares the two accuracy.txt lines, which the reference scores over every question:
+    # those without a logged sample are "empty" in both files and add the same to both sums.
     f1_ok = abs(compliance_score.f1 - baseline_score.f1) <= tol * baseline_score.f1
     result.passed = result.passed and f1_ok and cmp.missing == 0
     result.notes.append(
