@@ -5,9 +5,10 @@ distribution (histogram with the 50/90/99th percentiles) and throughput over tim
 get a side-by-side table. Plots are matplotlib SVG written into the page, so it needs no network or
 script to view.
 
-Per-sample data comes from LoadGen's trace (``mlperf_log_trace.json``, written when the run had
-``--trace``; parsed by ``logs.trace``). Without a trace the page shows the detail log's percentiles and
-says how to get the rest.
+Per-sample data comes from LoadGen's trace (``mlperf_log_trace.json``, parsed by ``logs.trace``), which a
+performance run writes by default when it costs under 1% of the planned throughput, and always with
+``--trace`` (``loadgen.settings.trace_by_default``). Without a trace the page shows the detail log's
+percentiles and says how to get the rest.
 """
 
 from __future__ import annotations
@@ -248,8 +249,9 @@ def _run_section(view: RunView, idx: int) -> str:
     else:
         if p.latency_ms:
             out.append(f'<figure id="latency-percentiles-{idx}">{percentile_svg(view)}</figure>')
-        out.append('<p class="note">No LoadGen trace in this run: rerun with <code>--trace</code> for the latency '
-                   "histogram and throughput over time.</p>")
+        out.append('<p class="note">No LoadGen trace in this run (a performance run writes it by default only '
+                   "when it costs under 1% of the throughput, at 500 samples/s or less): rerun with "
+                   "<code>--trace</code> for the latency histogram and throughput over time.</p>")
     return "\n".join(out)
 
 
