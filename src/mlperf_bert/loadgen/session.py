@@ -104,17 +104,19 @@ def run_test(backend, qsl, sut_config: SUTConfig, lg_config: LoadGenConfig, outd
     sut.__enter__()
     thread = threading.Thread(target=start, name="loadgen", daemon=True)
     t0 = time.perf_counter()
-    thread.start()
     try:
+        thread.start()
         # Poll with sleep, not Thread.join: a join cut by KeyboardInterrupt can leave is_alive() False
         # while the thread still runs (seen with CPython 3.11), and the SUT would be destroyed under it.
         while not done.is_set():
             time.sleep(_POLL_S)
     except KeyboardInterrupt:
         sut.interrupt()
-        _wait(done, grace_s)
+        started = thread.ident is not None
+        if started:
+            _wait(done, grace_s)
         outcome.seconds = time.perf_counter() - t0
-        loadgen_done = done.is_set()
+        loadgen_done = done.is_set() or not started
         workers_done = sut.close(wait_s=0.5 if loadgen_done else 0.0, destroy=loadgen_done)
         if not loadgen_done:
             qsl.detach()  # LoadGen's thread still holds the QSL
