@@ -352,7 +352,7 @@ def run_benchmark(cfg: RunConfig, *, registry: BackendRegistry | None = None,
     final_dir = out / name
     result = RunResult(run_dir=final_dir)
     info: dict[str, Any] = {
-        "status": "running", "config": cfg, "versions": _versions(), "machine": machine_info(),
+        "config": cfg, "versions": _versions(), "machine": machine_info(),
         "backend_detail": {k: str(getattr(backend, k)) for k in ("providers", "input_names", "precision", "device")
                            if hasattr(backend, k)},
         "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t_start)),

@@ -26,6 +26,7 @@ def print_run_summary(result, cfg, console: Console | None = None) -> None:
 
         for k, line in enumerate(describe(result.accuracy)):
             t.add_row("accuracy" if k == 0 else "", escape(line))
+        t.add_row("accuracy.txt", escape(result.accuracy.line))  # the reference evaluator's line, every digit
     target = getattr(cfg, "accuracy_target", None)
     if target is not None:
         a = result.accuracy
