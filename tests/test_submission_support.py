@@ -15,7 +15,7 @@ import numpy as np
 from fakes import synthetic_features
 from mlperf_bert.backends.registry import BackendConfig, BackendRegistry, BackendSpec
 from mlperf_bert.config import DataPaths
-from mlperf_bert.logs.settings import LoadGenConfig
+from mlperf_bert.loadgen.settings import LoadGenConfig
 from mlperf_bert.runner import RunConfig, run_benchmark
 from mlperf_bert.sut.batcher import BatcherConfig
 from mlperf_bert.sut.sut import SUTConfig

@@ -34,7 +34,7 @@ def data_paths(args: argparse.Namespace) -> DataPaths:
 
 
 def add_backend_args(p: argparse.ArgumentParser, default_backend: str = "onnxruntime") -> None:
-    """--backend, --model, --device, --threads, --precision."""
+    """--backend, --model, --device, --threads, --precision, --null-delay-ms, ..."""
     g = p.add_argument_group("backend")
     g.add_argument("--backend", default=default_backend,
                    help=f"onnxruntime | pytorch | tensorflow | null (default: {default_backend})")
@@ -42,7 +42,9 @@ def add_backend_args(p: argparse.ArgumentParser, default_backend: str = "onnxrun
                    help="model file or folder (default: the small SQuAD model in ../shared/models/minilm-l6-squad; "
                         "for onnxruntime a PyTorch/HF model is exported to ONNX once and cached)")
     g.add_argument("--device", default="auto", help="cpu | cuda | auto (default: auto)")
-    g.add_argument("--threads", type=int, help="intra-op threads (default: physical cores)")
+    g.add_argument("--threads", type=int, help="intra-op threads, >= 1 (default: physical cores)")
+    g.add_argument("--null-delay-ms", type=float,
+                   help="null backend: sleep this long per batch, a stand-in for a slow model (harness tests)")
     g.add_argument("--precision", choices=("fp32", "bf16", "fp16"),
                    help="pytorch: autocast precision (default fp32)")
     g.add_argument("--ort-optimize", action=argparse.BooleanOptionalAction, default=True,
@@ -76,8 +78,19 @@ def backend_config(args: argparse.Namespace, cache_dir: Path):
     """The ``BackendConfig`` for the backend flags (model resolved, options only for the chosen backend)."""
     from mlperf_bert.backends.registry import BackendConfig
 
+    from mlperf_bert.errors import ConfigError
+
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError(f"--threads {args.threads}: must be >= 1 (leave it out for every physical core)")
+    delay = getattr(args, "null_delay_ms", None)
+    if delay is not None and args.backend != "null":
+        raise ConfigError("--null-delay-ms applies to the null backend only (--backend null)")
     options: dict = {}
-    if args.backend == "pytorch":
+    if args.backend == "null" and delay is not None:
+        if not delay >= 0:
+            raise ConfigError(f"--null-delay-ms {delay:g}: must be >= 0")
+        options["delay_ms"] = delay
+    elif args.backend == "pytorch":
         if args.precision:
             options["precision"] = args.precision
         if args.torch_compile:
@@ -85,8 +98,6 @@ def backend_config(args: argparse.Namespace, cache_dir: Path):
     elif args.backend == "onnxruntime":
         options["transformer_optimize"] = bool(args.ort_optimize)
     elif args.precision and args.precision != "fp32":
-        from mlperf_bert.errors import ConfigError
-
         raise ConfigError(f"--precision {args.precision} applies to the pytorch backend only")
     return BackendConfig(name=args.backend, model=resolve_model(args, cache_dir), device=args.device,
                          threads=args.threads, options=options, cache_dir=cache_dir)
