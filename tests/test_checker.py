@@ -12,11 +12,11 @@ import test_submission_support as sup
 from fakes import EchoBackend, synthetic_features
 from mlperf_bert.errors import ConfigError
 from mlperf_bert.logs.parse import read_detail_log
-from mlperf_bert.logs.settings import V1_0_SEEDS, LoadGenConfig
+from mlperf_bert.loadgen.settings import V1_0_SEEDS, LoadGenConfig
 from mlperf_bert.logs.truncate import (ELLIPSIS, read_hash, truncate_accuracy_log, verify_truncated,
                                        write_accuracy_txt)
 from mlperf_bert.qsl.qsl import SquadQSL
-from mlperf_bert.runner import _run_loadgen
+from mlperf_bert.loadgen.session import run_test
 from mlperf_bert.submission.benchmark import accuracy_target, identify_model
 from mlperf_bert.submission.checker import check_submission, performance_findings
 from mlperf_bert.sut.sut import SUTConfig
@@ -34,7 +34,7 @@ def logs(tmp_path_factory):
                 cfg = LoadGenConfig(scenario=scenario, rules=rules, expected_qps=500, min_duration_s=0.2,
                                     max_duration_s=1.0, min_query_count=1)
                 d = base / f"{rules}-{scenario}"
-                _run_loadgen(EchoBackend(), qsl, SUTConfig(scenario=scenario), cfg, d)
+                run_test(EchoBackend(), qsl, SUTConfig(scenario=scenario), cfg, d)
                 out[(rules, scenario)] = d / "mlperf_log_detail.txt"
     return out
 

@@ -59,6 +59,9 @@ def test_test01_batch_dependent_outputs_fall_back_to_f1(runs, tmp_path, shared):
     assert res.log.mismatched > 0
     assert res.passed
     assert res.f1_baseline == res.f1_compliance == 100.0
+    assert res.f1_covered_baseline == res.f1_covered_compliance == 100.0
+    meta = json.loads((res.folder / "compliance.json").read_text())
+    assert (meta["f1_baseline"], meta["f1_covered_baseline"]) == (100.0, 100.0)
     acc = res.folder / "TEST01" / "accuracy"
     assert (acc / "baseline_accuracy.txt").read_text().startswith('{"exact_match": 100.0, "f1": 100.0}')
     assert (acc / "compliance_accuracy.txt").is_file()

@@ -13,7 +13,7 @@ from mlperf_bert.backends.base import BackendConfig
 from mlperf_bert.config import DataPaths
 from mlperf_bert.errors import ConfigError
 from mlperf_bert.finder import FinderConfig, _step_down, find_peak_server, probe_expected
-from mlperf_bert.logs.settings import LoadGenConfig
+from mlperf_bert.loadgen.settings import LoadGenConfig
 from mlperf_bert.runner import RunConfig
 from mlperf_bert.sut.batcher import BatcherConfig
 from mlperf_bert.sut.sut import SUTConfig

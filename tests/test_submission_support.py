@@ -16,7 +16,7 @@ from fakes import synthetic_features
 from mlperf_bert.backends.base import BackendConfig, BackendOption, BackendSpec
 from mlperf_bert.backends.registry import BackendRegistry
 from mlperf_bert.config import DataPaths
-from mlperf_bert.logs.settings import LoadGenConfig
+from mlperf_bert.loadgen.settings import LoadGenConfig
 from mlperf_bert.runner import RunConfig, run_benchmark
 from mlperf_bert.sut.batcher import BatcherConfig
 from mlperf_bert.sut.sut import SUTConfig

@@ -11,9 +11,10 @@ from fakes import EchoBackend, registry_with_fakes, synthetic_features
 from mlperf_bert.backends.base import BackendConfig
 from mlperf_bert.config import DataPaths
 from mlperf_bert.errors import BackendFailure, ConfigError
-from mlperf_bert.logs.settings import LoadGenConfig
+from mlperf_bert.loadgen.settings import LoadGenConfig
 from mlperf_bert.qsl.qsl import SquadQSL
-from mlperf_bert.runner import RunConfig, _run_loadgen, run_benchmark
+from mlperf_bert.loadgen.session import run_test
+from mlperf_bert.runner import RunConfig, run_benchmark
 from mlperf_bert.sut.batcher import BatcherConfig
 from mlperf_bert.sut.sut import SUTConfig, check_scenario
 
@@ -40,7 +41,7 @@ def test_accuracy_mode_returns_each_samples_own_logits(tmp_path, data, scenario,
     lg_cfg = LoadGenConfig(scenario=scenario, mode="accuracy", rules="quick", expected_qps=20000,
                            expected_latency_ms=0.05)
     with SquadQSL(feats) as qsl:
-        sut = _run_loadgen(backend, qsl, sut_cfg, lg_cfg, tmp_path)
+        sut = run_test(backend, qsl, sut_cfg, lg_cfg, tmp_path).sut
     assert sut.error is None
     assert sut.samples_completed == N
     entries = _accuracy_entries(tmp_path / "mlperf_log_accuracy.json")

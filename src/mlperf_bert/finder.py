@@ -42,7 +42,7 @@ import numpy as np
 from mlperf_bert.errors import ConfigError
 from mlperf_bert.logs.early_stopping import max_overlatency, min_queries
 from mlperf_bert.logs.parse import PerfResult, read_detail_log
-from mlperf_bert.logs.settings import SERVER_TARGET_LATENCY_NS
+from mlperf_bert.loadgen.settings import SERVER_TARGET_LATENCY_NS
 from mlperf_bert.logs.trace import fifo_service_times_ms, read_trace
 
 FIND_PEAK_SCENARIOS = ("Server", "Offline", "SingleStream")
@@ -307,7 +307,7 @@ def find_peak_server(base, finder: FinderConfig = FinderConfig(), *, name: str |
         ``PeakResult`` with the confirmed QPS (0 when nothing was confirmed; ``reason`` says why).
     """
     from mlperf_bert.backends.registry import BackendRegistry
-    from mlperf_bert.logs.settings import LoadGenConfig
+    from mlperf_bert.loadgen.settings import LoadGenConfig
     from mlperf_bert.qsl.qsl import SquadQSL
     from mlperf_bert.runner import probe_throughput, run_benchmark, subset_features
     from mlperf_bert.submission.checker import performance_findings

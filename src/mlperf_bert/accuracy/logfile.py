@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlperf_bert.errors import DataError
+from mlperf_bert.errors import DataError, json_error_text
 
 #: Value the reference writes into positions a short response does not cover (``load_loadgen_log``).
 PAD_LOGIT = -10000.0
@@ -111,7 +111,7 @@ def read_accuracy_log(
         raise DataError(f"accuracy log {path} is not UTF-8 JSON; pass the mlperf_log_accuracy.json file") from None
     except json.JSONDecodeError as exc:
         raise DataError(
-            f"accuracy log {path} is not valid JSON ({exc.msg} at char {exc.pos}); "
+            f"accuracy log {path} is not valid JSON ({json_error_text(exc, f'char {exc.pos}')}); "
             "the run may have been interrupted, rerun accuracy mode"
         ) from None
     if not isinstance(entries, list):

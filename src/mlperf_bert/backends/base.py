@@ -78,7 +78,7 @@ class BackendConfig:
 
     def __post_init__(self) -> None:
         if self.threads is not None and self.threads < 1:
-            raise ConfigError(f"--threads must be >= 1 (got {self.threads}); leave it out for all physical cores")
+            raise ConfigError(f"--threads {self.threads}: must be >= 1 (leave it out for every physical core)")
         if self.device not in DEVICES and not self.device.startswith("cuda:"):
             raise ConfigError(f"--device must be one of {', '.join(DEVICES)} or cuda:N, got {self.device!r}")
 
@@ -104,6 +104,7 @@ class BackendOption:
             flag (``--precision``): the CLI offers it once, and each backend checks its own choices.
         stage: ``"load"`` (read by the backend class) or ``"prepare"`` (changes the prepared artifact,
             e.g. graph fusions; read by the spec's ``prepare`` function).
+        minimum: smallest allowed value of a number option, or None.
     """
 
     name: str
@@ -113,6 +114,7 @@ class BackendOption:
     choices: tuple[Any, ...] | None = None
     flag: str | None = None
     stage: str = "load"
+    minimum: float | None = None
 
     def __post_init__(self) -> None:
         if self.type not in _TYPES:
@@ -141,6 +143,8 @@ class BackendOption:
         except (TypeError, ValueError):
             raise ConfigError(f"{self.cli_flag}: backend {backend!r} wants a {_TYPES[self.type]}, "
                               f"got {value!r}") from None
+        if self.minimum is not None and not value >= self.minimum:
+            raise ConfigError(f"{self.cli_flag} {value:g}: must be >= {self.minimum:g}")
         if self.choices is not None and value not in self.choices:
             raise ConfigError(f"{self.cli_flag} {value}: backend {backend!r} accepts "
                               f"{', '.join(map(str, self.choices))}")

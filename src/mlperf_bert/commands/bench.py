@@ -133,7 +133,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _f1(name, backend_cfg, registry, paths, ours) -> float:
-    from mlperf_bert.logs.settings import LoadGenConfig
+    from mlperf_bert.loadgen.settings import LoadGenConfig
     from mlperf_bert.runner import RunConfig, run_benchmark
 
     with tempfile.TemporaryDirectory() as tmp:

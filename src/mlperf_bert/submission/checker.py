@@ -34,7 +34,7 @@ from pathlib import Path
 from mlperf_bert.config import DEV_FEATURE_COUNT
 from mlperf_bert.errors import DataError
 from mlperf_bert.logs.parse import DetailLog, perf_result, read_detail_log
-from mlperf_bert.logs.settings import SERVER_TARGET_LATENCY_NS, V1_0_SEEDS
+from mlperf_bert.loadgen.settings import SERVER_TARGET_LATENCY_NS, V1_0_SEEDS
 from mlperf_bert.logs.truncate import MAX_ACCURACY_LOG_SIZE, read_hash, verify_truncated
 from mlperf_bert.submission.benchmark import (ACCURACY_FRACTION, BENCHMARKS, OFFICIAL_BERT_LARGE,
                                               TEST01_F1_TOLERANCE, AccuracyTarget)

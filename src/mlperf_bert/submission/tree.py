@@ -273,6 +273,10 @@ def assemble_submission(spec: SubmissionSpec) -> Assembled:
         except (OSError, IndexError):
             raise DataError(f"{acc_src / 'accuracy.txt'} is missing or empty; was the accuracy run scored?") from None
         write_accuracy_txt(acc_dst / "accuracy.txt", line, trunc.sha256)
+        acc_info = (e.info_acc or {}).get("accuracy") or {}
+        if acc_info.get("full_dev") is False:  # run.json of a subset run (--max-examples, a small dataset)
+            out.warnings.append(f"{bm}/{sc}: the accuracy run {e.accuracy.name} scored {acc_info.get('questions_total')} "
+                                "questions, not all 10,570 of SQuAD v1.1 dev; its F1 does not count for a submission")
         # performance run_1
         perf_dst = res / "performance" / "run_1"
         perf_dst.mkdir(parents=True)
