@@ -29,6 +29,7 @@ COMMANDS = (
     "find_peak",
     "submission",
     "check",
+    "submit",
     "report",
     "bench",
     "quantize",

@@ -428,6 +428,12 @@ class HostLoad:
         return {"loadavg": list(self.loadavg), "cpus": self.cpus, "others_cpu_share": self.others_cpu_share,
                 "interval_s": self.interval_s, "busy": self.busy}
 
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "HostLoad":
+        """The inverse of ``to_dict`` (run.json ``host_load``); an empty dict gives an unknown load."""
+        d = d or {}
+        return cls(tuple(d.get("loadavg") or ()), d.get("cpus"), d.get("others_cpu_share"), d.get("interval_s", 0.0))
+
 
 def _cpu_ticks(root: Path) -> tuple[int, int] | None:
     """(busy, total) jiffies of all CPUs from the first line of /proc/stat."""
