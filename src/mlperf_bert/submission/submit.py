@@ -175,8 +175,9 @@ def _reusable_run(folder: Path, cfg) -> tuple[bool, str]:
     if not (folder / "run.json").is_file():
         return False, "no run.json"
     try:
-        info = read_run_info(folder)
-        same = run_config_from_json(info) == cfg
+        info = read_run_info(folder)  # the job folder may have moved: its own paths do not count
+        same = dataclasses.replace(run_config_from_json(info), output_dir=cfg.output_dir,
+                                   run_name=cfg.run_name) == cfg
     except Exception as exc:  # noqa: BLE001 - an unreadable or old run.json is simply not reusable
         return False, f"run.json unreadable ({type(exc).__name__})"
     if info.get("error"):
