@@ -57,11 +57,11 @@ def json_arg(path: Path | None, flag: str) -> dict:
     return data
 
 
-def print_missing_fields(missing: list, layout: str, say=print) -> None:
+def print_missing_fields(missing: list, layout: str, say) -> None:
     """One line per systems field still empty, saying whether the layout's checker rejects it."""
     for name, fails in missing:
         verdict = "the v6.1 checker fails on it" if fails else "allowed empty"
-        say(f"mlperf-bert: systems field {name!r} is empty ({verdict}); set it with --system-json")
+        say(f"systems field {name!r} is empty ({verdict}); set it with --system-json")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -84,7 +84,7 @@ def main(args: argparse.Namespace) -> int:
         raise
     for bm, sc in out.entries:
         print(f"mlperf-bert: wrote {bm}/{sc}")
-    print_missing_fields(out.missing_system_fields, out.layout)
+    print_missing_fields(out.missing_system_fields, out.layout, lambda m: print(f"mlperf-bert: {m}"))
     for w in out.warnings:
         print(f"mlperf-bert: warning: {w}")
     print(f"mlperf-bert: {out.layout} layout ({out.rules} rules, system type {out.system_type}) in {out.root}; "
