@@ -49,8 +49,10 @@ def print_report(rep, console=None) -> None:
     for col in ("system", "benchmark", "scenario", "result", "F1", "target", "status"):
         t.add_column(col)
     for r in rep.results:
-        t.add_row(r.system, r.benchmark, r.scenario, r.metric, "" if r.f1 is None else f"{r.f1:.3f}", r.target,
-                  "[green]ok[/green]" if r.ok else "[red]FAIL[/red]")
+        t.add_row(r.system, r.benchmark, r.scenario, r.metric, "" if r.f1 is None else f"{r.f1:.3f}",
+                  r.target.split(" (")[0].replace("F1 ", ""), "[green]ok[/green]" if r.ok else "[red]FAIL[/red]")
+    if rep.results:
+        console.print(f"target: {rep.results[0].target}", soft_wrap=True)
     console.print(t)
     if rep.passed:
         console.print(f"[green]submission passes ({rep.rules} rules)[/green]"

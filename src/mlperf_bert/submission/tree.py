@@ -151,10 +151,6 @@ class Assembled:
     missing_system_fields: list = field(default_factory=list)
     warnings: list = field(default_factory=list)
 
-    @property
-    def submitter_dir(self) -> Path:
-        return next(p for p in self.root.glob("*/*") if p.is_dir())
-
 
 def _benchmark_of(info: dict, spec: SubmissionSpec) -> str:
     tgt = info.get("config", {}).get("accuracy_target")
