@@ -388,7 +388,7 @@ def run_compliance(test: str, results_run: Path, output_dir: Path, *, name: str 
         attempts.append({"run": run_name, "host_load": load.to_dict(), "deviation": cmp.deviation,
                          "passed": cmp.passed})
         if load.busy:
-            notes.append(f"host busy before the {test} run {run_name}: {load.text()}")
+            notes.append(f"host busy before the {test} performance run ({run_name}/): {load.text()}")
         return res.run_dir, cmp
 
     run_dir, perf = attempt("run")
