@@ -250,7 +250,8 @@ def run_config_from_json(info: dict):
     c = info["config"]
     data = DataPaths(dataset=Path(c["data"]["dataset"]), vocab=Path(c["data"]["vocab"]),
                      cache_dir=Path(c["data"]["cache_dir"]))
-    backend = _build(BackendConfig, c["backend"], model=_path(c["backend"].get("model")))
+    backend = _build(BackendConfig, c["backend"], model=_path(c["backend"].get("model")),
+                     cache_dir=_path(c["backend"].get("cache_dir")))
     sut = _build(SUTConfig, c["sut"], batcher=_build(BatcherConfig, c["sut"]["batcher"]))
     target = AccuracyTarget(**c["accuracy_target"]) if c.get("accuracy_target") else None
     return RunConfig(data=data, backend=backend, sut=sut, loadgen=loadgen_config_from_dict(c["loadgen"]),
