@@ -34,6 +34,7 @@ COMMANDS = (
     "find_peak",
     "submission",
     "check",
+    "submit",
     "report",
     "bench",
     "quantize",

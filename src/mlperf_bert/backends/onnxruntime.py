@@ -16,6 +16,7 @@ import numpy as np
 
 from mlperf_bert.backends.registry import BackendConfig
 from mlperf_bert.errors import BackendFailure, BackendUnavailable, ConfigError, ModelError
+from mlperf_bert.machine import physical_cores
 
 #: Accepted input-name conventions: ours (ids, mask, segments) -> the model's names.
 INPUT_CONVENTIONS = (
@@ -23,22 +24,6 @@ INPUT_CONVENTIONS = (
     ("input_ids", "attention_mask", "token_type_ids"),  # official int8 ONNX / Hugging Face
 )
 _ORT_INT_TYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
-
-
-def physical_cores() -> int:
-    """Physical CPU cores available to this process (SMT siblings counted once), at least 1."""
-    try:
-        cpus = os.sched_getaffinity(0)
-    except AttributeError:  # pragma: no cover - non-Linux
-        return os.cpu_count() or 1
-    seen = set()
-    for cpu in cpus:
-        try:
-            with open(f"/sys/devices/system/cpu/cpu{cpu}/topology/thread_siblings_list") as fh:
-                seen.add(fh.read().strip())
-        except OSError:
-            seen.add(str(cpu))
-    return max(1, len(seen))
 
 
 class OnnxRuntimeBackend:

@@ -9,15 +9,12 @@ training steps, parity checks).
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata as md
 import json
 import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
 
-from mlperf_bert import __version__
 
 MANIFEST_FILE = "manifest.json"
 #: Bump when the manifest's keys change meaning.
@@ -46,13 +43,9 @@ def fingerprint(path: Path) -> dict:
 
 def versions() -> dict:
     """Versions of the libraries that shape a quantized model."""
-    out = {"mlperf_bert": __version__, "python": platform.python_version()}
-    for pkg in ("onnxruntime", "onnx", "torch", "transformers", "numpy"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            pass
-    return out
+    from mlperf_bert.machine import package_versions
+
+    return package_versions(("onnxruntime", "onnx", "torch", "transformers", "numpy"))
 
 
 def build_manifest(method: str, source: Path, calibration: Any, settings: dict, results: dict) -> dict:
