@@ -27,10 +27,19 @@ def _run(test, results, out, shared, reg=None, **kw):
                           scorer=sup.scorer_for(shared), progress=False, perf_tolerance=100.0, **kw)  # timing rules: tested on edited logs
 
 
-def test_run_config_round_trips_through_run_json(runs):
+def test_run_config_round_trips_through_run_json(runs, tmp_path):
     _, exact, _ = runs
     cfg = run_config_from_json(read_run_info(exact.run_dir))
     assert cfg == exact.info["config"]
+    # paths of the backend too (submit reuses a run only when its settings are equal)
+    import dataclasses
+
+    from mlperf_bert.runner import write_json_atomic
+
+    with_cache = dataclasses.replace(cfg, backend=dataclasses.replace(cfg.backend, model=tmp_path / "m.onnx",
+                                                                      cache_dir=tmp_path / "cache"))
+    write_json_atomic(tmp_path / "run.json", {"config": with_cache})
+    assert run_config_from_json(read_run_info(tmp_path)) == with_cache
 
 
 def test_test01_byte_identical_outputs_pass(runs, tmp_path, shared):

@@ -36,6 +36,7 @@ COMMANDS = (
     "find_peak",
     "submission",
     "check",
+    "submit",
     "report",
     "bench",
     "quantize",

@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import platform
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from mlperf_bert import __version__
+from mlperf_bert import machine
 from mlperf_bert.backends.base import BackendConfig
 from mlperf_bert.backends.registry import BackendRegistry
 from mlperf_bert.config import DataPaths, SquadConfig
@@ -159,36 +158,6 @@ def backend_record(registry: BackendRegistry, config: BackendConfig, backend) ->
     if callable(describe):
         record["detail"] = describe()
     return record
-
-
-def _versions() -> dict:
-    import importlib.metadata as md
-
-    out = {"mlperf_bert": __version__, "python": platform.python_version()}
-    for pkg in ("mlcommons-loadgen", "numpy", "tokenizers", "onnxruntime", "torch", "transformers",
-                "tensorflow-cpu", "tensorflow"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            pass
-    return out
-
-
-def machine_info() -> dict:
-    """CPU model, logical CPUs, memory (GiB) and OS of this machine, read from /proc where available."""
-    info = {"os": platform.platform(), "logical_cpus": os.cpu_count()}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                info["cpu"] = line.split(":", 1)[1].strip()
-                break
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                info["memory_gib"] = round(int(line.split()[1]) / 2**20, 1)
-                break
-    except OSError:
-        pass
-    return info
 
 
 def _jsonable(obj: Any) -> Any:
@@ -366,7 +335,7 @@ def run_benchmark(cfg: RunConfig, *, registry: BackendRegistry | None = None,
     final_dir = out / name
     result = RunResult(run_dir=final_dir)
     info: dict[str, Any] = {
-        "config": cfg, "versions": _versions(), "machine": machine_info(),
+        "config": cfg, "versions": machine.package_versions(), "machine": machine.machine_summary(),
         "backend": backend_record(registry, backend_cfg, backend),
         "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t_start)),
         "features": len(features), "questions": len(examples),
@@ -377,6 +346,8 @@ def run_benchmark(cfg: RunConfig, *, registry: BackendRegistry | None = None,
         with SquadQSL(features, cfg.loadgen.performance_sample_count) as qsl:
             for mode in cfg.modes:
                 lg_cfg = dataclasses.replace(cfg.loadgen, mode=mode)
+                if mode == "performance":
+                    info["host_load"] = machine.sample_host_load().to_dict()  # before the probe and the run
                 if mode == "performance" and cfg.probe and not lg_cfg.sets_expected():
                     phase = "probe"
                     say("probing throughput to size the performance run (nothing in user.conf or the flags "

@@ -48,10 +48,9 @@ def main(args: argparse.Namespace) -> int:
     from mlperf_bert import bench
     from mlperf_bert.backends.base import BackendConfig
     from mlperf_bert.config import SquadConfig
-    from mlperf_bert.machine import physical_cores
     from mlperf_bert.errors import ConfigError
     from mlperf_bert.qsl.qsl import SquadQSL
-    from mlperf_bert.runner import machine_info
+    from mlperf_bert.machine import machine_summary, physical_cores
     from mlperf_bert.squad.cache import load_features
     from mlperf_bert.sut.batcher import BatcherConfig
     from mlperf_bert.sut.sut import SUTConfig
@@ -76,7 +75,7 @@ def main(args: argparse.Namespace) -> int:
     examples, features = load_features(paths, SquadConfig(), True)
     ours = SUTConfig(scenario="Offline", batcher=BatcherConfig(max_batch_size=args.batch_size,
                                                                token_budget=args.token_budget))
-    out: dict = {"machine": machine_info(), "threads": threads, "samples": args.samples, "model": str(model),
+    out: dict = {"machine": machine_summary(), "threads": threads, "samples": args.samples, "model": str(model),
                  "flop_formula": "2*n*L*(4h^2+2hI) + 4*n^2*h*L per sample of n real tokens", "configs": {}}
     print(f"mlperf-bert bench: {out['machine'].get('cpu', '?')}, {threads} threads, {args.samples} samples, "
           f"model {model.name} (L={shape.layers}, h={shape.hidden}, I={shape.intermediate})", flush=True)

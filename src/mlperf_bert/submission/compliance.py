@@ -251,7 +251,8 @@ def run_config_from_json(info: dict):
     c = info["config"]
     data = DataPaths(dataset=Path(c["data"]["dataset"]), vocab=Path(c["data"]["vocab"]),
                      cache_dir=Path(c["data"]["cache_dir"]))
-    backend = _build(BackendConfig, c["backend"], model=_path(c["backend"].get("model")))
+    backend = _build(BackendConfig, c["backend"], model=_path(c["backend"].get("model")),
+                     cache_dir=_path(c["backend"].get("cache_dir")))
     sut = _build(SUTConfig, c["sut"], batcher=_build(BatcherConfig, c["sut"]["batcher"]))
     target = AccuracyTarget(**c["accuracy_target"]) if c.get("accuracy_target") else None
     return RunConfig(data=data, backend=backend, sut=sut, loadgen=loadgen_config_from_dict(c["loadgen"]),
@@ -310,7 +311,9 @@ def run_compliance(test: str, results_run: Path, output_dir: Path, *, name: str 
                    scorer: Callable[[Path, Path | None], Any] | None = None, progress: bool = True,
                    on_event: Callable[[str], None] | None = None, benchmark: str | None = None,
                    performance_overrides: dict | None = None,
-                   perf_tolerance: float | None = None) -> ComplianceResult:
+                   perf_tolerance: float | None = None, quiet_wait_s: float | None = 120.0,
+                   load_sampler: Callable[[], Any] | None = None,
+                   sleep: Callable[[float], None] | None = None) -> ComplianceResult:
     """Run TEST01 or TEST05 against a finished submission run and write its compliance folder.
 
     Args:
@@ -327,6 +330,12 @@ def run_compliance(test: str, results_run: Path, output_dir: Path, *, name: str 
             ``quick_duration_s`` in tests).
         perf_tolerance: allowed relative metric change instead of the rule's 10% / 5% (tests whose
             sub-second runs are too noisy for the real bound; never for a submission).
+        quiet_wait_s: when the performance comparison fails, wait up to this long for the host to be quiet
+            (``machine.wait_until_quiet``) and rerun the test once (``run-2/``); the second run decides.
+        load_sampler / sleep: host-load sampler and sleep function (tests pass fakes).
+
+    The host load before each test run (and the submission run's, from its run.json) is kept in
+    compliance.json ``attempts``; ``notes`` says when the host was busy.
 
     Raises:
         DataError: the results run lacks what the test needs.
@@ -365,21 +374,49 @@ def run_compliance(test: str, results_run: Path, output_dir: Path, *, name: str 
     else:
         lg = dataclasses.replace(lg, seeds=TEST05_SEEDS, audit_conf=None,
                                  origins={**lg.origins, "seeds": "rules:TEST05"})
-    run_cfg = dataclasses.replace(cfg, loadgen=lg, modes=("performance",), output_dir=folder, run_name="run",
-                                  probe=False)
-    res = run_benchmark(run_cfg, registry=registry, load_data=load_data, progress=progress, on_event=on_event)
-    run_dir = res.run_dir
-    test_detail = run_dir / "performance" / "mlperf_log_detail.txt"
+    from mlperf_bert.machine import HostLoad, sample_host_load, wait_until_quiet
+
+    sampler = load_sampler or sample_host_load
+    say = on_event or (lambda m: None)
     quick = lg.rules == "quick"
     tol = PERF_TOLERANCE[test] if perf_tolerance is None else perf_tolerance
-    perf = compare_performance(ref_detail, test_detail, tol, allow_invalid=quick)
+    attempts: list[dict] = []
+    notes: list[str] = []
+    ref_load = HostLoad.from_dict(info.get("host_load"))
+    if ref_load.busy:
+        notes.append(f"host busy before the submission run's performance test: {ref_load.text()}")
+
+    def attempt(run_name: str) -> tuple[Path, PerfComparison]:
+        run_cfg = dataclasses.replace(cfg, loadgen=lg, modes=("performance",), output_dir=folder, run_name=run_name,
+                                      probe=False)
+        res = run_benchmark(run_cfg, registry=registry, load_data=load_data, progress=progress, on_event=on_event)
+        cmp = compare_performance(ref_detail, res.run_dir / "performance" / "mlperf_log_detail.txt", tol,
+                                  allow_invalid=quick)
+        load = HostLoad.from_dict(res.info.get("host_load"))  # the runner samples it before the test
+        attempts.append({"run": run_name, "host_load": load.to_dict(), "deviation": cmp.deviation,
+                         "passed": cmp.passed})
+        if load.busy:
+            notes.append(f"host busy before the {test} performance run ({run_name}/): {load.text()}")
+        return res.run_dir, cmp
+
+    run_dir, perf = attempt("run")
+    if not perf.passed and quiet_wait_s is not None and quiet_wait_s >= 0:
+        say(f"{test} performance {perf.deviation * 100:+.1f}% is outside {tol * 100:g}%; waiting up to "
+            f"{quiet_wait_s:g} s for a quiet host, then rerunning once ...")
+        wait = wait_until_quiet(quiet_wait_s, sample=sampler, **({"sleep": sleep} if sleep else {}))
+        first = perf.deviation
+        run_dir, perf = attempt("run-2")
+        notes.append(f"{test} performance {first * 100:+.1f}% failed; "
+                     + (f"after {wait.waited_s:.0f} s the host was quiet ({wait.load.text()})" if wait.quiet else
+                        f"the host stayed busy for {wait.waited_s:.0f} s ({wait.load.text()})")
+                     + f"; reran once: {perf.deviation * 100:+.1f}% ({'pass' if perf.passed else 'fail'})")
     out = folder / test
     perf_out = out / "performance" / "run_1"
     perf_out.mkdir(parents=True)
     for fname in ("mlperf_log_summary.txt", "mlperf_log_detail.txt"):
         shutil.copy2(run_dir / "performance" / fname, perf_out / fname)
     (out / "verify_performance.txt").write_text(perf.text())
-    result = ComplianceResult(test=test, folder=folder, passed=perf.passed, performance=perf)
+    result = ComplianceResult(test=test, folder=folder, passed=perf.passed, performance=perf, notes=notes)
     if quick and not (perf.reference_valid and perf.test_valid):
         result.notes.append("a run is INVALID under LoadGen's checks (waived: quick rules)")
     if test == "TEST01":
@@ -391,7 +428,7 @@ def run_compliance(test: str, results_run: Path, output_dir: Path, *, name: str 
             k: v for k, v in dataclasses.asdict(result.log).items() if k not in ("test_indices",)},
         "f1_baseline": result.f1_baseline, "f1_compliance": result.f1_compliance,
         "f1_covered_baseline": result.f1_covered_baseline, "f1_covered_compliance": result.f1_covered_compliance,
-        "notes": result.notes,
+        "notes": result.notes, "attempts": attempts, "run": run_dir.name,
     }
     (folder / "compliance.json").write_text(json.dumps(summary, indent=2) + "\n")
     return result
@@ -417,7 +454,7 @@ def _finish_test01(result: ComplianceResult, acc_log: Path, test_log: Path, out:
     if cmp.identical:
         result.notes.append(f"TEST01: {cmp.matched} logged responses are byte-identical to accuracy mode")
         return
-    baseline_log = out.parent / "run" / "mlperf_log_accuracy_baseline.json"
+    baseline_log = test_log.parent.parent / "mlperf_log_accuracy_baseline.json"
     write_baseline_log(acc_log, cmp.test_indices, baseline_log)
     baseline_score = scorer(baseline_log, None)
     (acc_out / "baseline_accuracy.txt").write_text(baseline_score.line + "\n")

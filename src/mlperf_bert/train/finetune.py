@@ -117,15 +117,9 @@ class TrainResult:
 
 def cpu_has_native_bf16() -> bool:
     """True when this x86 CPU computes bf16 natively (AVX512_BF16 or AMX-BF16 in /proc/cpuinfo)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            flags = set(line.split(":", 1)[1].split())
-            return bool({"avx512_bf16", "amx_bf16"} & flags)
-    return False
+    from mlperf_bert.machine import cpu_flags
+
+    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
@@ -540,7 +534,8 @@ def run_finetune(job: FinetuneJob, *, dev_data: tuple[list[Example], Features] |
         ModelError: encoder folder missing or not BERT. DataError: missing/bad training file.
         ConfigError: bad settings, resume without checkpoint.
     """
-    from mlperf_bert.runner import _versions, machine_info, write_json_atomic
+    from mlperf_bert.machine import machine_summary, package_versions
+    from mlperf_bert.runner import write_json_atomic
     from mlperf_bert.train.data import load_train_features
 
     say = on_event or (lambda m: None)
@@ -569,7 +564,7 @@ def run_finetune(job: FinetuneJob, *, dev_data: tuple[list[Example], Features] |
         dev = _dev_f1(HFQuestionAnswering(model), device, dev_data[0], dev_data[1], dev_vocab, job.squad,
                       job.eval_questions, progress)
         say(f"dev: EM {dev['exact_match']:.3f} F1 {dev['f1']:.3f} on {dev['questions']:,} questions")
-    machine, versions = machine_info(), _versions()
+    machine, versions = machine_summary(), package_versions()
     info = {"job": job, "result": {k: v for k, v in dataclasses.asdict(result).items() if k != "losses"},
             "loss_first": result.losses[:1], "loss_last_20_mean": float(np.mean(result.losses[-20:])),
             "dev": dev, "machine": machine, "versions": versions,
