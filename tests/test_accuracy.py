@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from mlperf_bert.accuracy.evaluate import AccuracyResult, CoveredScore, evaluate_accuracy_log
-from mlperf_bert.accuracy.logfile import PAD_LOGIT, read_accuracy_log
+from mlperf_bert.accuracy.logfile import read_accuracy_log
+from mlperf_bert.sut.responses import PAD_LOGIT
 from mlperf_bert.accuracy.postprocess import (
     EMPTY_ANSWER,
     FALLBACK_LENGTH,

@@ -34,7 +34,7 @@ def test_run_config_round_trips_through_run_json(runs, tmp_path):
     # paths of the backend too (submit reuses a run only when its settings are equal)
     import dataclasses
 
-    from mlperf_bert.runner import write_json_atomic
+    from mlperf_bert.fileio import write_json_atomic
 
     with_cache = dataclasses.replace(cfg, backend=dataclasses.replace(cfg.backend, model=tmp_path / "m.onnx",
                                                                       cache_dir=tmp_path / "cache"))

@@ -13,7 +13,6 @@ before the features and the backend are ready, so a run stopped while they load 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import tempfile
 import time
@@ -28,6 +27,7 @@ from mlperf_bert.backends.base import BackendConfig
 from mlperf_bert.backends.registry import BackendRegistry
 from mlperf_bert.config import DataPaths, SquadConfig
 from mlperf_bert.errors import BackendFailure, ConfigError, RunInterrupted
+from mlperf_bert.fileio import write_json_atomic
 from mlperf_bert.loadgen.session import interrupts_deferred, run_test
 from mlperf_bert.loadgen.settings import SOURCE_PROBE, LoadGenConfig
 from mlperf_bert.logs.parse import PerfResult, perf_result, read_detail_log
@@ -158,27 +158,6 @@ def backend_record(registry: BackendRegistry, config: BackendConfig, backend) ->
     if callable(describe):
         record["detail"] = describe()
     return record
-
-
-def _jsonable(obj: Any) -> Any:
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {k: _jsonable(v) for k, v in dataclasses.asdict(obj).items()}
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, (np.integer, np.floating)):
-        return obj.item()
-    return obj
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write ``data`` as indented JSON to ``path`` via a temporary file and ``os.replace``."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(_jsonable(data), indent=2) + "\n")
-    os.replace(tmp, path)
 
 
 #: Suffixes of a run folder's states (``<name>`` itself = complete).

@@ -11,8 +11,6 @@ covers is reported beside it (``AccuracyResult.covered``), never in accuracy.txt
 from __future__ import annotations
 
 import json
-import os
-import secrets
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -23,6 +21,7 @@ from mlperf_bert.accuracy.logfile import read_accuracy_log
 from mlperf_bert.accuracy.postprocess import postprocess
 from mlperf_bert.accuracy.squad_v1 import evaluate
 from mlperf_bert.config import DEV_FEATURE_COUNT, DEV_QUESTION_COUNT, SquadConfig
+from mlperf_bert.fileio import write_atomic
 from mlperf_bert.squad.types import Example, Features
 
 #: File names in the output folder (the reference's ``--out_file`` default name; the submission's name).
@@ -105,24 +104,6 @@ class AccuracyResult:
         return out
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` through a temporary file and a rename in the same folder.
-
-    The file gets the mode every other run file gets (0666 less the umask, e.g. 0644): the temporary file
-    is created with ``os.open`` rather than ``mkstemp``, which would make it 0600.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def evaluate_accuracy_log(
     log_path: str | Path,
     examples: Sequence[Example],
@@ -182,8 +163,8 @@ def evaluate_accuracy_log(
     )
     if out_dir is not None:
         out_dir = Path(out_dir)
-        _write_atomic(out_dir / PREDICTIONS_FILE, json.dumps(predictions, indent=4) + "\n")
-        _write_atomic(out_dir / ACCURACY_FILE, result.line + "\n")
+        write_atomic(out_dir / PREDICTIONS_FILE, json.dumps(predictions, indent=4) + "\n")
+        write_atomic(out_dir / ACCURACY_FILE, result.line + "\n")
     return result
 
 

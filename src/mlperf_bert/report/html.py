@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import html
 import io
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from mlperf_bert.errors import ConfigError, DataError
+from mlperf_bert.fileio import read_json, write_atomic
 from mlperf_bert.logs.parse import PerfResult, perf_result, read_detail_log
 from mlperf_bert.logs.trace import TraceSamples, read_trace
 
@@ -47,12 +47,9 @@ def load_run(run_dir: Path) -> RunView:
         DataError: not a run folder.
     """
     run_dir = Path(run_dir)
-    try:
-        info = json.loads((run_dir / "run.json").read_text())
-    except (FileNotFoundError, NotADirectoryError):
-        raise DataError(f"{run_dir} is not a run folder (no run.json)") from None
-    except ValueError as exc:
-        raise DataError(f"{run_dir / 'run.json'} is not valid JSON ({exc})") from None
+    if not (run_dir / "run.json").is_file():
+        raise DataError(f"{run_dir} is not a run folder (no run.json)")
+    info = read_json(run_dir / "run.json", "run record")
     view = RunView(path=run_dir, name=run_dir.name, info=info, accuracy=info.get("accuracy"))
     detail_path = run_dir / "performance" / "mlperf_log_detail.txt"
     if detail_path.is_file():
@@ -301,9 +298,4 @@ def render_report(run_dirs: list[Path]) -> str:
 def write_report(run_dirs: list[Path], out: Path) -> Path:
     """Write the page to ``out`` (atomically) and return it."""
     text = render_report([Path(d) for d in run_dirs])
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(out)
-    return out
+    return write_atomic(Path(out), text)

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from mlperf_bert.errors import ConfigError
+from mlperf_bert.fileio import write_json_atomic
 from mlperf_bert.submission.benchmark import check_benchmark
 from mlperf_bert.submission.compliance import read_run_info, run_compliance, run_config_from_json
 from mlperf_bert.submission.versions import (COMPLIANCE_TESTS, SEEDS, check_layout, check_rules,
@@ -145,9 +146,7 @@ def _read_state(out: Path) -> dict:
 
 
 def _write_state(out: Path, state: dict) -> None:
-    tmp = out / (STATE_FILE + ".tmp")
-    tmp.write_text(json.dumps(state, indent=2) + "\n")
-    os.replace(tmp, out / STATE_FILE)
+    write_json_atomic(out / STATE_FILE, state)
 
 
 def _move_aside(path: Path) -> Path:

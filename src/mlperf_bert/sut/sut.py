@@ -8,10 +8,8 @@ Scenario paths:
 - SingleStream / MultiStream: the query runs in LoadGen's issue thread (no queue hop; LoadGen waits for
   each query anyway).
 
-Responses: per sample, row-major float32 [n, 2] start/end logits (docs/responses.md#response-format). With
-``response_rows="trimmed"`` (default) n is the sample's real length; the scorer pads the rest with -10000,
-positions which can never hold an answer (they are outside the context). With ``"full"`` n = 384 and the
-rows past the batch's padded length are -10000, for scorers that need 3,072-byte responses.
+Responses: per sample, row-major float32 [n, 2] start/end logits, n = the real length (``"trimmed"``) or 384
+(``"full"``); ``sut.responses`` packs them (docs/responses.md#response-format).
 
 Every sample handed to the SUT is completed exactly once, in a ``finally``: if the backend raises, the
 samples get empty responses, LoadGen finishes, and ``SUT.error`` carries the cause for the runner to raise.
@@ -37,11 +35,9 @@ from mlperf_bert.backends.base import Backend
 from mlperf_bert.errors import BackendFailure, ConfigError
 from mlperf_bert.qsl.qsl import SquadQSL
 from mlperf_bert.sut.batcher import BatcherConfig, padded_length, plan_batches
+from mlperf_bert.sut.responses import RESPONSE_ROWS, pack_batch
 
 SCENARIOS = ("Offline", "Server", "SingleStream", "MultiStream")
-#: Logit written for positions a trimmed response leaves out (the reference scorer's own pad value).
-PAD_LOGIT = -10000.0
-RESPONSE_ROWS = ("trimmed", "full")
 
 
 def check_scenario(name: str) -> str:
@@ -324,19 +320,9 @@ class BertSUT:
 
     def _complete(self, sample_ids: np.ndarray, lengths: np.ndarray, seq: int, logits: np.ndarray) -> None:
         b = len(sample_ids)
-        if self.config.response_rows == "full":
-            buf = np.full((b, self.cap, 2), PAD_LOGIT, dtype=np.float32)
-            buf[:, :seq] = logits
-            lengths = np.full(b, self.cap)
-        else:
-            buf = np.ascontiguousarray(logits, dtype=np.float32)
-        # (B, rows, 2) float32: sample k's response starts at k * rows * 8 bytes.
+        buf, stride, nbytes = pack_batch(logits, lengths, self.config.response_rows, self.cap)  # (B, rows, 2)
         base = buf.ctypes.data
-        stride = buf.shape[1] * 2 * 4
-        responses = [
-            lg.QuerySampleResponse(int(sample_ids[k]), base + k * stride, int(lengths[k]) * 8)
-            for k in range(b)
-        ]
+        responses = [lg.QuerySampleResponse(int(sample_ids[k]), base + k * stride, int(nbytes[k])) for k in range(b)]
         # ``buf`` is referenced here until QuerySamplesComplete has copied the bytes.
         lg.QuerySamplesComplete(responses)
         del buf
