@@ -15,7 +15,7 @@ from mlperf_bert.logs.truncate import (ELLIPSIS, read_hash, truncate_accuracy_lo
                                        write_accuracy_txt)
 from mlperf_bert.qsl.qsl import SquadQSL
 from mlperf_bert.loadgen.session import run_test
-from mlperf_bert.submission.benchmark import accuracy_target, identify_model
+from mlperf_bert.accuracy.targets import accuracy_target, identify_model
 from mlperf_bert.submission.checker import check_submission, performance_findings
 from mlperf_bert.sut.sut import SUTConfig
 

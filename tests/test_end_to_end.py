@@ -16,7 +16,7 @@ from mlperf_bert.backends.base import BackendConfig
 from mlperf_bert.cli import main as cli_main
 from mlperf_bert.config import DataPaths
 from mlperf_bert.loadgen.settings import LoadGenConfig
-from mlperf_bert.runner import RunConfig, run_benchmark
+from mlperf_bert.runner import RunConfig, run
 from mlperf_bert.sut.sut import SUTConfig
 
 REFERENCE_F1 = 78.91206147893796
@@ -34,7 +34,7 @@ def test_full_dev_accuracy_onnxruntime(paths, small_onnx, tmp_path):
                                                       cache_dir=paths.cache_dir),
                     sut=SUTConfig(scenario="Offline"), loadgen=LoadGenConfig(scenario="Offline"),
                     modes=("accuracy",), output_dir=tmp_path, run_name="acc")
-    res = run_benchmark(cfg, progress=False)
+    res = run(cfg, progress=False)
     acc = res.accuracy
     assert acc.questions_covered == acc.questions_total == 10_570
     assert acc.samples_in_log == 10_833 and acc.complete and acc.full_dev
@@ -83,7 +83,7 @@ def test_padding_free_sorted_batches_match_batch_one(paths, small_onnx, tmp_path
                         sut=SUTConfig(scenario="Offline", batcher=batcher, response_rows=rows),
                         loadgen=LoadGenConfig(scenario="Offline"), modes=("accuracy",), output_dir=tmp_path,
                         run_name=name, max_examples=400)
-        res = run_benchmark(cfg, progress=False)
+        res = run(cfg, progress=False)
         log = read_accuracy_log(res.run_dir / "accuracy" / "mlperf_log_accuracy.json")
         results[name] = (res.accuracy, log)
     (a1, log1), (a2, log2) = results["batch1-384"], results["sorted"]

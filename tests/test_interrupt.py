@@ -287,14 +287,14 @@ def test_run_json_says_complete(tmp_path):
     from fakes import registry_with_fakes
     from mlperf_bert.backends.base import BackendConfig
     from mlperf_bert.config import DataPaths
-    from mlperf_bert.runner import RunConfig, run_benchmark
+    from mlperf_bert.runner import RunConfig, run
 
     examples, feats = synthetic_features(20)
     cfg = RunConfig(data=DataPaths(tmp_path / "x", tmp_path / "y", tmp_path), backend=BackendConfig(name="echo"),
                     loadgen=LoadGenConfig(rules="quick", quick_duration_s=0.1, expected_qps=1000),
                     modes=("performance",), output_dir=tmp_path / "runs", probe=False)
-    a = run_benchmark(cfg, registry=registry_with_fakes(), load_data=lambda *_: (examples, feats))
-    b = run_benchmark(cfg, registry=registry_with_fakes(), load_data=lambda *_: (examples, feats))
+    a = run(cfg, registry=registry_with_fakes(), load_data=lambda *_: (examples, feats))
+    b = run(cfg, registry=registry_with_fakes(), load_data=lambda *_: (examples, feats))
     assert a.run_dir != b.run_dir  # auto-generated names: within one second the second gets a suffix
     assert sorted(os.listdir(tmp_path / "runs")) == sorted([a.run_dir.name, b.run_dir.name])
     info = json.loads((a.run_dir / "run.json").read_text())

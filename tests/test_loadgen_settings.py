@@ -24,7 +24,7 @@ from mlperf_bert.loadgen.settings import (
     trace_by_default,
 )
 from mlperf_bert.qsl.qsl import SquadQSL
-from mlperf_bert.runner import RunConfig, run_benchmark
+from mlperf_bert.runner import RunConfig, run
 from mlperf_bert.sut.batcher import BatcherConfig
 from mlperf_bert.sut.sut import SUTConfig
 
@@ -142,7 +142,7 @@ def test_probe_never_replaces_user_conf(tmp_path, scenario, text, key, value):
     """With the probe on, the user.conf value reaches LoadGen unchanged (issue: 0.5 ms became 76,719 ns)."""
     examples, feats = synthetic_features(40)
     conf = _conf(tmp_path, text)
-    res = run_benchmark(_run_cfg(tmp_path, scenario, conf), registry=registry_with_fakes(),
+    res = run(_run_cfg(tmp_path, scenario, conf), registry=registry_with_fakes(),
                         load_data=lambda *a: (examples, feats))
     assert res.probe is None and "probe" not in res.info
     setting = {s["key"]: s for s in res.info["performance_settings"]}[key]
@@ -156,7 +156,7 @@ def test_probe_never_replaces_user_conf(tmp_path, scenario, text, key, value):
 def test_probe_fills_only_what_nobody_set(tmp_path):
     examples, feats = synthetic_features(40)
     conf = _conf(tmp_path, "*.*.min_duration = 200\n")
-    res = run_benchmark(_run_cfg(tmp_path, "Offline", conf), registry=registry_with_fakes(),
+    res = run(_run_cfg(tmp_path, "Offline", conf), registry=registry_with_fakes(),
                         load_data=lambda *a: (examples, feats))
     settings = {s["key"]: s for s in res.info["performance_settings"]}
     assert res.probe is not None and settings["offline_expected_qps"]["source"] == "probe"

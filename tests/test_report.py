@@ -85,13 +85,13 @@ def test_default_run_report_has_trace_plots(tmp_path):
     from mlperf_bert.backends.base import BackendConfig
     from mlperf_bert.config import DataPaths
     from mlperf_bert.loadgen.settings import LoadGenConfig
-    from mlperf_bert.runner import RunConfig, run_benchmark
+    from mlperf_bert.runner import RunConfig, run
 
     examples, feats = synthetic_features(50)
     cfg = RunConfig(data=DataPaths(tmp_path / "x", tmp_path / "y", tmp_path), backend=BackendConfig(name="echo"),
                     loadgen=LoadGenConfig(rules="quick", quick_duration_s=0.2, expected_qps=400),
                     modes=("performance",), output_dir=tmp_path / "runs", run_name="default", probe=False)
-    res = run_benchmark(cfg, registry=registry_with_fakes(), load_data=lambda *_: (examples, feats))
+    res = run(cfg, registry=registry_with_fakes(), load_data=lambda *_: (examples, feats))
     assert res.info["performance_trace"]["enabled"] is True
     assert (res.run_dir / "performance" / "mlperf_log_trace.json").stat().st_size > 0
     out = tmp_path / "r.html"

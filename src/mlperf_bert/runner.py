@@ -262,7 +262,7 @@ def _finish_dir(work_dir: Path, final_dir: Path, status: str) -> Path:
             k += 1
 
 
-def run_benchmark(cfg: RunConfig, *, registry: BackendRegistry | None = None,
+def run(cfg: RunConfig, *, registry: BackendRegistry | None = None,
                   load_data: Callable | None = None, progress: bool = True,
                   on_event: Callable[[str], None] | None = None) -> RunResult:
     """Run the configured LoadGen tests and return their headlines.

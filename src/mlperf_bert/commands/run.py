@@ -84,7 +84,7 @@ def build_run_config(args: argparse.Namespace, *, scenario: str | None = None, m
     """The ``RunConfig`` the ``run`` flags describe (also used by ``find-peak``)."""
     from mlperf_bert.loadgen.settings import LoadGenConfig
     from mlperf_bert.runner import RunConfig, check_output_dir, check_run_name
-    from mlperf_bert.submission.benchmark import accuracy_target
+    from mlperf_bert.accuracy.targets import accuracy_target
     from mlperf_bert.sut.batcher import BatcherConfig
     from mlperf_bert.sut.sut import SUTConfig, check_scenario
 
@@ -142,10 +142,10 @@ def check_run_flags(args: argparse.Namespace) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from mlperf_bert.report.terminal import print_run_summary
-    from mlperf_bert.runner import run_benchmark
+    from mlperf_bert.runner import run
 
     cfg = build_run_config(args)
-    result = run_benchmark(cfg, registry=args.registry, progress=not args.no_progress,
+    result = run(cfg, registry=args.registry, progress=not args.no_progress,
                            on_event=lambda m: print(f"mlperf-bert: {m}", flush=True))
     print_run_summary(result, cfg)
     return 0

@@ -28,7 +28,7 @@ from pathlib import Path
 from mlperf_bert.errors import ConfigError
 from mlperf_bert.logs.parse import DetailLog, perf_result
 from mlperf_bert.logs.truncate import MAX_ACCURACY_LOG_SIZE, verify_truncated
-from mlperf_bert.submission.benchmark import (ACCURACY_FRACTION, BENCHMARKS, OFFICIAL_BERT_LARGE,
+from mlperf_bert.accuracy.targets import (ACCURACY_FRACTION, BENCHMARKS, OFFICIAL_BERT_LARGE,
                                               TEST01_F1_TOLERANCE, AccuracyTarget, accuracy_target)
 from mlperf_bert.submission.system import (IMPLEMENTATION_FIELDS, INT_FIELDS, MEANINGFUL_FIELDS, SYSTEM_FIELDS,
                                            V6_1_EXTRA_FIELDS, VALID_STATUS, VALID_SYSTEM_TYPES)

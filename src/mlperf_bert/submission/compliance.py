@@ -35,7 +35,7 @@ from mlperf_bert.config import DataPaths, SquadConfig
 from mlperf_bert.errors import ConfigError, DataError
 from mlperf_bert.logs.parse import perf_result, read_detail_log
 from mlperf_bert.loadgen.settings import LoadGenConfig
-from mlperf_bert.submission.benchmark import TEST01_F1_TOLERANCE, AccuracyTarget, check_benchmark
+from mlperf_bert.accuracy.targets import TEST01_F1_TOLERANCE, AccuracyTarget, check_benchmark
 from mlperf_bert.submission.checker import TEST01_RNG_SEED, TEST01_SAMPLING_TARGET, TEST05_SEEDS
 from mlperf_bert.sut.batcher import BatcherConfig
 from mlperf_bert.sut.sut import SUTConfig
@@ -322,7 +322,7 @@ def run_compliance(test: str, results_run: Path, output_dir: Path, *, name: str 
             the test reuses its backend, batching and LoadGen settings (after the probe).
         output_dir: parent of the compliance folder.
         name: compliance folder name (default ``<results run name>-<test>``).
-        registry / load_data / progress / on_event: as ``runner.run_benchmark``.
+        registry / load_data / progress / on_event: as ``runner.run``.
         scorer: ``(log_path, out_dir_or_None) -> AccuracyResult`` for partial logs (TEST01 F1 scoring);
             required for TEST01.
         benchmark: ``bert-99``/``bert-99.9`` (default: the run's accuracy target, else bert-99).
@@ -339,9 +339,9 @@ def run_compliance(test: str, results_run: Path, output_dir: Path, *, name: str 
 
     Raises:
         DataError: the results run lacks what the test needs.
-        BackendFailure / ConfigError: as ``run_benchmark``.
+        BackendFailure / ConfigError: as ``run``.
     """
-    from mlperf_bert.runner import run_benchmark
+    from mlperf_bert.runner import run
 
     test = check_test(test)
     results_run = Path(results_run)
@@ -389,7 +389,7 @@ def run_compliance(test: str, results_run: Path, output_dir: Path, *, name: str 
     def attempt(run_name: str) -> tuple[Path, PerfComparison]:
         run_cfg = dataclasses.replace(cfg, loadgen=lg, modes=("performance",), output_dir=folder, run_name=run_name,
                                       probe=False)
-        res = run_benchmark(run_cfg, registry=registry, load_data=load_data, progress=progress, on_event=on_event)
+        res = run(run_cfg, registry=registry, load_data=load_data, progress=progress, on_event=on_event)
         cmp = compare_performance(ref_detail, res.run_dir / "performance" / "mlperf_log_detail.txt", tol,
                                   allow_invalid=quick)
         load = HostLoad.from_dict(res.info.get("host_load"))  # the runner samples it before the test

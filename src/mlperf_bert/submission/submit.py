@@ -1,7 +1,7 @@
 """``submit``: from nothing to a checked submission tree in one resumable job.
 
 For one benchmark under one set of rules: every required scenario (accuracy + performance run through
-``runner.run_benchmark``), its compliance tests (TEST01; and TEST05 for the v1.0 layout) through
+``runner.run``), its compliance tests (TEST01; and TEST05 for the v1.0 layout) through
 ``compliance.run_compliance``, the tree (``tree.assemble_submission``) and its check
 (``checker.check_submission``). Folder written (``job.output_dir``)::
 
@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 from mlperf_bert.errors import ConfigError
 from mlperf_bert.fileio import write_json_atomic
-from mlperf_bert.submission.benchmark import check_benchmark
+from mlperf_bert.accuracy.targets import check_benchmark
 from mlperf_bert.submission.compliance import read_run_info, run_compliance, run_config_from_json
 from mlperf_bert.submission.versions import (COMPLIANCE_TESTS, SEEDS, check_layout, check_rules,
                                              default_system_type, required_scenarios)
@@ -207,7 +207,7 @@ def run_submit(job: SubmitJob, *, registry=None, load_data: Callable | None = No
 
     Args:
         job: what to do.
-        registry / load_data / progress: as ``runner.run_benchmark``.
+        registry / load_data / progress: as ``runner.run``.
         scorer: TEST01 scorer ``(log, out_dir) -> AccuracyResult`` (see ``compliance.run_compliance``).
         on_event: progress lines.
 
@@ -217,7 +217,7 @@ def run_submit(job: SubmitJob, *, registry=None, load_data: Callable | None = No
     Raises:
         HarnessError subclasses from the runs, the compliance tests or the assembly.
     """
-    from mlperf_bert.runner import run_benchmark
+    from mlperf_bert.runner import run
     from mlperf_bert.submission.checker import check_submission
     from mlperf_bert.submission.tree import SubmissionSpec, assemble_submission
 
@@ -256,7 +256,7 @@ def run_submit(job: SubmitJob, *, registry=None, load_data: Callable | None = No
                         _move_aside(stale)
             say(f"{tag} ({job.rules} rules) ...")
             t0 = time.time()
-            res = run_benchmark(cfg, registry=registry, load_data=load_data, progress=progress,
+            res = run(cfg, registry=registry, load_data=load_data, progress=progress,
                                 on_event=lambda m, t=tag: say(f"{t}: {m}"))
             info = res.info
             step = StepResult(name, "run", sc, folder, "ran", time.time() - t0, _run_summary(read_run_info(folder)))

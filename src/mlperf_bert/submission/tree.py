@@ -43,7 +43,7 @@ from mlperf_bert.errors import ConfigError, DataError
 from mlperf_bert.logs.parse import read_detail_log
 from mlperf_bert.logs.truncate import truncate_accuracy_log, write_accuracy_txt
 from mlperf_bert.machine import MachineFacts, read_machine
-from mlperf_bert.submission.benchmark import accuracy_target, check_benchmark, identify_model
+from mlperf_bert.accuracy.targets import accuracy_target, check_benchmark, identify_model
 from mlperf_bert.submission.compliance import read_run_info
 from mlperf_bert.submission.system import DIVISIONS, implementation_json, missing_fields, system_description
 from mlperf_bert.submission.versions import (COMPLIANCE_TESTS, LAYOUTS, check_layout, check_rules,
