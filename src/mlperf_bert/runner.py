@@ -338,7 +338,7 @@ def run(cfg: RunConfig, *, registry: BackendRegistry | None = None,
                 say(f"LoadGen {cfg.sut.scenario} {mode} run ({lg_cfg.rules} rules) ...")
                 info[f"{mode}_loadgen"] = lg_cfg
                 try:
-                    outcome = run_test(backend, qsl, cfg.sut, lg_cfg, work_dir / mode)
+                    outcome = run_test(backend, qsl, cfg.sut, lg_cfg, work_dir / mode, progress=progress)
                 except RunInterrupted as exc:
                     if exc.outcome is not None:
                         _record_settings(info, mode, exc.outcome)

@@ -54,6 +54,9 @@ class Backend(Protocol):
         """Release runtime resources (sessions, GPU memory). Idempotent."""
         ...
 
+    # Optional: ``describe() -> dict`` of JSON values (device, execution providers, ...), recorded in
+    # run.json under ``backend.detail``; a submission's system description reads the device from it.
+
 
 @dataclass(frozen=True)
 class BackendConfig:

@@ -120,6 +120,11 @@ class OnnxRuntimeBackend:
             return np.stack(outs, axis=-1).astype(np.float32, copy=False)  # (B, L, 2)
         return np.ascontiguousarray(outs[0], dtype=np.float32)
 
+    def describe(self) -> dict:
+        """What run.json records of this backend: the execution providers and input names it runs with."""
+        return {"providers": list(self.providers), "input_names": list(self.input_names),
+                "model_file": str(self.model_path)}
+
     def close(self) -> None:
         self.session = None
 

@@ -181,6 +181,10 @@ class PyTorchBackend:
             raise BackendFailure(f"pytorch forward failed on a batch of shape {tuple(ids.shape)}: {exc}") from exc
         return logits.float().cpu().numpy()
 
+    def describe(self) -> dict:
+        """What run.json records of this backend: device and precision."""
+        return {"device": str(self.device), "precision": self.precision}
+
     def close(self) -> None:
         self.model = None
         self._forward = None

@@ -271,6 +271,11 @@ class TensorFlowBackend:
             raise BackendFailure(f"model returned logits of shape {logits.shape}; expected [B, L, 2]")
         return logits.astype(np.float32, copy=False)
 
+    def describe(self) -> dict:
+        """What run.json records of this backend: the graph kind, input dtype and any fixed input shape."""
+        return {"kind": self.kind, "input_dtype": str(self.input_dtype),
+                "static_shape": [self.static_batch, self.static_length]}
+
     def close(self) -> None:
         """Close the session (idempotent)."""
         if self._session is not None:

@@ -20,6 +20,7 @@ LoadGen runs in its own thread while the main thread waits, and the SUT's callba
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 import time
@@ -61,7 +62,7 @@ class TestOutcome:
 
 
 def run_test(backend, qsl, sut_config: SUTConfig, lg_config: LoadGenConfig, outdir: Path, *,
-             sut_class: type = BertSUT, grace_s: float = INTERRUPT_GRACE_S) -> TestOutcome:
+             sut_class: type = BertSUT, grace_s: float = INTERRUPT_GRACE_S, progress: bool = False) -> TestOutcome:
     """Run one LoadGen test of ``lg_config`` with ``backend`` behind a ``sut_class`` SUT.
 
     Args:
@@ -72,6 +73,8 @@ def run_test(backend, qsl, sut_config: SUTConfig, lg_config: LoadGenConfig, outd
         outdir: folder for LoadGen's logs (created).
         sut_class: ``BertSUT`` or a subclass (``bench`` records the issued samples).
         grace_s: seconds to wait for LoadGen after the first Ctrl-C.
+        progress: show samples done, samples/s and elapsed time while LoadGen runs (``LiveProgress``; only
+            when stderr is a terminal).
 
     Returns:
         ``TestOutcome``. A backend error is in ``outcome.sut.error`` (the caller decides).
@@ -103,13 +106,18 @@ def run_test(backend, qsl, sut_config: SUTConfig, lg_config: LoadGenConfig, outd
 
     sut.__enter__()
     thread = threading.Thread(target=start, name="loadgen", daemon=True)
+    live = LiveProgress(f"{lg_config.scenario} {lg_config.mode}",
+                        qsl.count if lg_config.mode == "accuracy" else None) if progress else None
     t0 = time.perf_counter()
     try:
         thread.start()
         # Poll with sleep, not Thread.join: a join cut by KeyboardInterrupt can leave is_alive() False
         # while the thread still runs (seen with CPython 3.11), and the SUT would be destroyed under it.
-        while not done.is_set():
-            time.sleep(_POLL_S)
+        with live if live is not None else contextlib.nullcontext():
+            while not done.is_set():
+                time.sleep(_POLL_S)
+                if live is not None:
+                    live.update(sut.samples_completed)
     except KeyboardInterrupt:
         sut.interrupt()
         started = thread.ident is not None
@@ -127,6 +135,50 @@ def run_test(backend, qsl, sut_config: SUTConfig, lg_config: LoadGenConfig, outd
     if failure:
         raise failure[0]
     return outcome
+
+
+class LiveProgress:
+    """Samples done, samples/s and elapsed time of a running LoadGen test on stderr (rich), refreshed from the
+    main thread's wait loop; a no-op when stderr is not a terminal. Reads only ``BertSUT.samples_completed``,
+    so it costs the SUT nothing.
+
+    Args:
+        label: e.g. ``"Offline accuracy"``.
+        total: samples the test will complete (accuracy mode: the QSL size), or None when LoadGen decides
+            (performance mode).
+    """
+
+    def __init__(self, label: str, total: int | None) -> None:
+        import sys
+
+        self.enabled = sys.stderr.isatty()
+        self.label, self.total = label, total
+        self._progress = None
+        self._task = None
+
+    def __enter__(self) -> "LiveProgress":
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                      TextColumn("{task.fields[rate]:>10}"), TimeElapsedColumn(),
+                                      console=Console(stderr=True), transient=True)
+            self._progress.__enter__()
+            self._task = self._progress.add_task(f"LoadGen {self.label}", total=self.total, rate="")
+            self._t0 = time.perf_counter()
+        return self
+
+    def update(self, completed: int) -> None:
+        if self._progress is not None:
+            dt = time.perf_counter() - self._t0
+            rate = f"{completed / dt:,.1f}/s" if dt > 0 else ""
+            self._progress.update(self._task, completed=completed, rate=rate)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(*exc)
+            self._progress = None
 
 
 def _wait(done: threading.Event, seconds: float) -> None:
