@@ -150,7 +150,7 @@ def test_sigint_while_features_are_built_leaves_nothing(shared, tmp_path):
     cache = tmp_path / "cache"
     run = _Run(["--backend", "null", "--cache-dir", str(cache), "--output-dir", str(tmp_path / "runs"),
                 "--mode", "accuracy"], tmp_path)
-    run.wait_for("features", where="err")  # the progress bar of the feature builder
+    run.wait_for("into features")  # said right before the features are read or built (>= 1 s on a fresh cache)
     run.interrupt()
     rc, _, err = run.finish()
     assert rc == 130 and "terminate called" not in err and "Traceback" not in err

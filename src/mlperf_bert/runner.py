@@ -295,6 +295,7 @@ def run(cfg: RunConfig, *, registry: BackendRegistry | None = None,
     phase = "features"
     backend = None
     try:
+        say(f"reading {cfg.data.dataset} into features (cached by content in {cfg.data.cache_dir}) ...")
         examples, features = load_data(cfg.data, cfg.squad, progress)
         examples, features = subset_features(examples, features, cfg.max_examples)
         say(f"{len(features):,} features from {len(examples):,} questions ({cfg.data.dataset})")
