@@ -12,10 +12,11 @@ else in model order).
 
 Shapes: batches arrive trimmed to their longest sample, so batch and length vary from call to call. Our
 exports declare both axes dynamic and are compiled as they are (one compilation serves every shape).
-A file declaring a fixed length (the official files say ``[B, 384]``) is reshaped to dynamic axes; if its
-graph cannot take that (lengths baked into Reshape constants), the fixed shape is kept and batches are
+A file declaring a fixed length (the official files say ``[B, 384]``) is reshaped to dynamic axes and
+checked on a probe batch: a shorter, larger batch must give its real tokens the logits the file's own shape
+gives them. If that fails (a length baked into a Reshape constant), the fixed shape is kept: batches are
 padded to it (ids, mask and segments 0, which leaves real tokens' logits unchanged) and split into chunks
-of a fixed batch size; the padding is cut from the logits.
+of a fixed batch size, and the padding is cut from the logits.
 
 Options (``BackendConfig.options``, see ``SPEC``):
   * ``precision``: ``fp32`` (default; OpenVINO's CPU plugin otherwise picks bf16 by itself on CPUs with
@@ -56,8 +57,26 @@ _OPTIONS = {"precision", "performance_hint"}
 
 
 def _one_line(exc: BaseException) -> str:
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    return (lines[0] if lines else type(exc).__name__)[:200]
+    """The message of an OpenVINO exception: its last line (the first ones name C++ source locations)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip() and not ln.startswith("Exception from ")]
+    return (lines[-1] if lines else type(exc).__name__)[:200]
+
+
+def _read_model(ov, core, model_path: Path):
+    """``ov.Model`` from an ONNX file (through the ONNX frontend only, so a bad file is not offered to the
+    other frontends, which print their own parse errors) or an IR ``.xml``.
+
+    Raises:
+        ModelError: the file cannot be read (one line).
+    """
+    try:
+        if model_path.suffix == ".onnx":
+            frontend = ov.frontend.FrontEndManager().load_by_framework("onnx")
+            return frontend.convert(frontend.load(str(model_path)))
+        return core.read_model(str(model_path))
+    except Exception as exc:  # noqa: BLE001 - the frontends raise several types for bad files
+        kind = "an ONNX model" if model_path.suffix == ".onnx" else "an OpenVINO IR (.xml + .bin)"
+        raise ModelError(f"openvino cannot read {model_path} (truncated or not {kind}?): {_one_line(exc)}") from exc
 
 
 def _import_openvino():
@@ -124,11 +143,7 @@ class OpenVinoBackend:
         if capability and capability not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
             raise ConfigError(f"--precision {precision}: this CPU has no {capability} support in OpenVINO "
                               "(needs AVX-512 BF16 or AMX); use fp32")
-        try:
-            model = core.read_model(str(model_path))
-        except Exception as exc:  # noqa: BLE001 - the frontends raise several types for bad files
-            raise ModelError(f"openvino cannot read {model_path} (truncated or not an ONNX model?): "
-                             f"{_one_line(exc)}") from exc
+        model = _read_model(ov, core, model_path)
 
         ports = {p.get_any_name(): p for p in model.inputs}
         self.input_names = _input_convention(set(ports), model_path)
@@ -169,7 +184,7 @@ class OpenVinoBackend:
             except Exception:  # noqa: BLE001 - reshape, compile or probe refused: keep the fixed shape
                 pass
             self._local = threading.local()
-            model = core.read_model(str(model_path))  # the file's own shapes; batches are padded to them
+            model = _read_model(ov, core, model_path)  # the file's own shapes; batches are padded to them
             self.static_batch, self.static_length = fixed
         self.compiled = self._compile(core, model, config)
 
