@@ -21,7 +21,8 @@ import pytest
 
 from mlperf_bert.backends import openvino as ov_backend
 from mlperf_bert.backends.openvino import OpenVinoBackend, prepare
-from mlperf_bert.backends.registry import BackendConfig, BackendRegistry, BackendSpec
+from mlperf_bert.backends.base import BackendConfig
+from mlperf_bert.backends.registry import BackendRegistry
 from mlperf_bert.errors import BackendFailure, BackendUnavailable, ConfigError, ModelError
 
 HAVE_OPENVINO = importlib.util.find_spec("openvino") is not None
@@ -49,9 +50,9 @@ SMALL_MODEL_F1 = 78.91206147893796
 
 
 def _registry() -> BackendRegistry:
-    """The built-ins plus openvino (until the entry-point registry of issue 15 lists it)."""
-    reg = BackendRegistry()
-    reg.register("openvino", BackendSpec(ov_backend.SPEC.target, ov_backend.SPEC.extra, ov_backend.SPEC.summary))
+    """The installed backends: openvino registers through its entry point like every other backend."""
+    reg = BackendRegistry.from_entry_points()
+    assert reg.spec("openvino") is ov_backend.SPEC
     return reg
 
 
@@ -76,27 +77,35 @@ def test_spec_points_at_this_module():
     opts = {o.name: o for o in spec.options}
     assert opts["precision"].choices == ("fp32", "bf16") and opts["precision"].default == "fp32"
     assert opts["performance_hint"].choices == ("LATENCY", "THROUGHPUT")
-    assert spec.speed_configs == {"ov-fp32": {"precision": "fp32"}, "ov-bf16": {"precision": "bf16"}}
+    assert spec.speed_configs == {"ov-fp32": ({"precision": "fp32"}, "ort-fp32"),
+                                  "ov-bf16": ({"precision": "bf16"}, "torch-bf16"), "ov-int8": ({}, "ort-int8")}
 
 
 def test_prepare_exports_a_pytorch_model_once(tmp_path, monkeypatch):
     import mlperf_bert.convert.to_onnx as to_onnx
 
     calls = []
-    monkeypatch.setattr(to_onnx, "cached_onnx", lambda model, cache: calls.append((model, cache)) or cache / "x.onnx")
+    monkeypatch.setattr(to_onnx, "exported_onnx",
+                        lambda model, cache, say: calls.append((model, cache)) or say("exported") or cache / "x.onnx")
     hf = tmp_path / "hf"
     hf.mkdir()
+    (hf / "config.json").write_text("{}")
+    (hf / "model.safetensors").write_bytes(b"")
     said = []
-    assert prepare(hf, tmp_path / "cache", {}, said.append) == tmp_path / "cache" / "x.onnx"
-    assert calls == [(hf, tmp_path / "cache")] and "ONNX export" in said[0]
+    cfg = BackendConfig(name="openvino", model=hf, cache_dir=tmp_path / "cache")
+    assert prepare(hf, cfg, said.append) == tmp_path / "cache" / "x.onnx"
+    assert calls == [(hf, tmp_path / "cache")] and said == ["exported"]
     onnx_file = tmp_path / "m.onnx"
     onnx_file.write_bytes(b"")
-    assert prepare(onnx_file, None, {}) == onnx_file and len(calls) == 1  # an .onnx file is used as it is
+    assert prepare(onnx_file, cfg, said.append) == onnx_file and len(calls) == 1  # an .onnx file is used as it is
+    ir = tmp_path / "m.xml"
+    ir.write_bytes(b"")
+    assert prepare(ir, cfg, said.append) == ir
     with pytest.raises(ModelError, match="model not found"):
-        prepare(tmp_path / "nope", None, {})
+        prepare(tmp_path / "nope", cfg, said.append)
     (tmp_path / "m.pb").write_bytes(b"")
-    with pytest.raises(ModelError, match=r"m.pb: the openvino backend loads .onnx or OpenVINO IR"):
-        prepare(tmp_path / "m.pb", None, {})
+    with pytest.raises(ConfigError, match=r"backend 'openvino' runs ONNX files or OpenVINO IR .* m.pb is tf-frozen"):
+        prepare(tmp_path / "m.pb", cfg, said.append)
 
 
 # --- with openvino -------------------------------------------------------------------------------
@@ -366,14 +375,14 @@ def test_options_and_runtime_failures(small_onnx, ov_fp32):
                         options={"precision": "fp32", "performance_hint": "THROUGHPUT"})
     backend = reg.load(cfg)
     assert isinstance(backend, OpenVinoBackend) and (backend.threads, backend.performance_hint) == (1, "THROUGHPUT")
-    for options, pattern in (({"precision": "fp16"}, "openvino precision must be one of fp32, bf16, got 'fp16'"),
-                             ({"performance_hint": "FAST"}, "performance_hint must be one of LATENCY, THROUGHPUT"),
-                             ({"transformer_optimize": True}, "unknown openvino backend options: transformer_optimize")):
+    for options, pattern in (({"precision": "fp16"}, "--precision fp16: backend 'openvino' accepts fp32, bf16"),
+                             ({"performance_hint": "FAST"}, "--ov-hint FAST: backend 'openvino' accepts LATENCY, THROUGHPUT"),
+                             ({"transformer_optimize": True}, "backend 'openvino' has no option transformer_optimize")):
         with pytest.raises(ConfigError, match=pattern):
             reg.load(BackendConfig(name="openvino", model=small_onnx, options=options))
     with pytest.raises(ConfigError, match="runs on the CPU only; got device 'cuda'"):
         reg.load(BackendConfig(name="openvino", model=small_onnx, device="cuda"))
-    with pytest.raises(ConfigError, match="needs --model"):
+    with pytest.raises(ConfigError, match="backend 'openvino' needs --model"):
         reg.load(BackendConfig(name="openvino"))
     ids = np.ones((2, 10), np.int64)
     with pytest.raises(BackendFailure, match=r"inputs of shapes \[\(2, 10\), \(2, 9\), \(2, 10\)\]"):
@@ -398,15 +407,15 @@ def test_options_and_runtime_failures(small_onnx, ov_fp32):
 def test_full_dev_f1_equals_pytorch(shared, small_onnx, tmp_path):
     """All 10,833 dev features through LoadGen accuracy mode (Offline, sorted token-budget batches)."""
     from mlperf_bert.config import DataPaths
-    from mlperf_bert.logs.settings import LoadGenConfig
-    from mlperf_bert.runner import RunConfig, run_benchmark
+    from mlperf_bert.loadgen.settings import LoadGenConfig
+    from mlperf_bert.runner import RunConfig, run
     from mlperf_bert.sut.sut import SUTConfig
 
     cfg = RunConfig(data=DataPaths.defaults(shared=shared, cache_dir=tmp_path / "cache"),
                     backend=BackendConfig(name="openvino", model=small_onnx, device="cpu"),
                     sut=SUTConfig(scenario="Offline"), loadgen=LoadGenConfig(scenario="Offline"),
                     modes=("accuracy",), output_dir=tmp_path, run_name="ov-acc")
-    acc = run_benchmark(cfg, registry=_registry(), progress=False).accuracy
+    acc = run(cfg, registry=_registry(), progress=False).accuracy
     print(f"OpenVINO fp32 on SQuAD dev: f1={acc.f1} em={acc.exact_match}")
     assert acc.samples_in_log == 10_833 and acc.questions_scored == acc.questions_total == 10_570
     assert abs(acc.f1 - SMALL_MODEL_F1) <= 0.02, acc.f1

@@ -34,18 +34,14 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from types import SimpleNamespace
+from typing import Callable
 
 import numpy as np
 
-from mlperf_bert.backends.onnxruntime import INPUT_CONVENTIONS, _input_convention, physical_cores
-from mlperf_bert.backends.registry import BackendConfig
+from mlperf_bert.backends.base import BackendConfig, BackendOption, BackendSpec, model_path
+from mlperf_bert.backends.onnxruntime import INPUT_CONVENTIONS, input_convention
 from mlperf_bert.errors import BackendFailure, BackendUnavailable, ConfigError, ModelError
-
-try:  # issue 15's plugin interface (backends/base.py); the lead adapts the fields when it lands
-    from mlperf_bert.backends.base import BackendOption, BackendSpec  # type: ignore[attr-defined]
-except ImportError:  # until then the same fields, as plain attributes
-    BackendOption = BackendSpec = SimpleNamespace  # type: ignore[misc,assignment]
+from mlperf_bert.machine import physical_cores
 
 #: ``precision`` option -> OpenVINO ``INFERENCE_PRECISION_HINT`` (and the CPU capability it needs).
 PRECISIONS = {"fp32": ("f32", None), "bf16": ("bf16", "BF16")}
@@ -53,7 +49,6 @@ PRECISIONS = {"fp32": ("f32", None), "bf16": ("bf16", "BF16")}
 _PRECISION_ALIASES = {"f32": "fp32", "float32": "fp32", "bfloat16": "bf16"}
 PERFORMANCE_HINTS = ("LATENCY", "THROUGHPUT")
 MODEL_SUFFIXES = (".onnx", ".xml")  # ONNX, or OpenVINO IR (model.xml + model.bin)
-_OPTIONS = {"precision", "performance_hint"}
 
 
 def _one_line(exc: BaseException) -> str:
@@ -146,7 +141,7 @@ class OpenVinoBackend:
         model = _read_model(ov, core, model_path)
 
         ports = {p.get_any_name(): p for p in model.inputs}
-        self.input_names = _input_convention(set(ports), model_path)
+        self.input_names = input_convention(set(ports), model_path)
         self.input_dtypes = [_int_dtype(ports[n].get_element_type(), f"{model_path} input {n!r}")
                              for n in self.input_names]
         outputs = list(model.outputs)
@@ -214,14 +209,11 @@ class OpenVinoBackend:
     @classmethod
     def from_config(cls, config: BackendConfig) -> "OpenVinoBackend":
         """Build from a ``BackendConfig`` (options: ``precision``, ``performance_hint``)."""
-        if config.model is None:
-            raise ConfigError("the openvino backend needs --model (an .onnx file or a Hugging Face folder)")
-        unknown = set(config.options) - _OPTIONS
-        if unknown:
-            raise ConfigError(f"unknown openvino backend options: {', '.join(sorted(unknown))}")
-        opts = {k: v for k, v in config.options.items() if v is not None}
-        return cls(config.model, threads=config.threads, precision=opts.get("precision", "fp32"),
-                   performance_hint=opts.get("performance_hint", "LATENCY"), device=config.device)
+        from mlperf_bert.models.formats import model_file
+
+        return cls(model_file(model_path(config)), threads=config.threads,
+                   precision=config.option("precision", "fp32"),
+                   performance_hint=config.option("performance_hint", "LATENCY"), device=config.device)
 
     def _request(self):
         req = getattr(self._local, "request", None)
@@ -284,30 +276,31 @@ class OpenVinoBackend:
         self.compiled = None
 
 
-def prepare(model_path: Path, cache_dir: Path | None, options: dict, say=lambda msg: None) -> Path:
-    """The file this backend loads for ``model_path``: an ``.onnx``/``.xml`` file as it is; a PyTorch model
-    (Hugging Face folder, ``model.pytorch``, ``.bin``, ``.safetensors``) exported once with
-    ``convert.to_onnx.cached_onnx`` into ``cache_dir`` (the same export the onnxruntime backend uses).
+def prepare(model: Path, config: BackendConfig, say: Callable[[str], None]) -> Path:
+    """The file this backend loads for ``model`` (``BackendSpec.prepare``): an ``.onnx`` file (or a model
+    folder whose manifest names one) or an OpenVINO IR ``.xml`` as it is; a Hugging Face folder or PyTorch
+    state_dict exported to ONNX once, the same cached export the onnxruntime backend uses
+    (``convert.to_onnx.exported_onnx``).
 
     Raises:
-        ModelError: the path does not exist or is not a model this backend can use.
+        ModelError / ConfigError: a path that is no model this backend can use (names what it loads).
     """
-    model_path = Path(model_path)
-    if not model_path.exists():
-        raise ModelError(f"model not found: {model_path}")
-    if model_path.is_file() and model_path.suffix in MODEL_SUFFIXES:
-        return model_path
-    if model_path.is_dir() or model_path.suffix in (".pytorch", ".bin", ".safetensors"):
-        from mlperf_bert.convert.to_onnx import cached_onnx
+    from mlperf_bert.models.formats import detect_format, model_file
 
-        if cache_dir is None:
-            from mlperf_bert.config import default_cache_dir
+    model = Path(model)
+    if model.is_file() and model.suffix == ".xml":
+        return model
+    fmt = detect_format(model)
+    if fmt == "onnx":
+        return model_file(model)
+    if fmt in ("hf", "pytorch"):
+        if config.cache_dir is None:
+            raise ConfigError(f"exporting {model} to ONNX needs a cache folder (--cache-dir)")
+        from mlperf_bert.convert.to_onnx import exported_onnx
 
-            cache_dir = default_cache_dir()
-        say(f"openvino: using the ONNX export of {model_path} (exported once into {cache_dir}/onnx)")
-        return cached_onnx(model_path, Path(cache_dir))
-    raise ModelError(f"{model_path}: the openvino backend loads .onnx or OpenVINO IR .xml files, or a "
-                     "PyTorch/Hugging Face model that it exports to ONNX first")
+        return exported_onnx(model, Path(config.cache_dir), say=say)
+    raise ConfigError(f"backend 'openvino' runs ONNX files or OpenVINO IR (or exports a Hugging Face/PyTorch "
+                      f"model to ONNX); {model} is {fmt}")
 
 
 #: The plugin declaration (issue 15 draft interface; see the module docstring for the options).
@@ -318,7 +311,7 @@ SPEC = BackendSpec(
     summary="OpenVINO Runtime on the CPU (fp32/bf16; ONNX files incl. int8 QDQ, or OpenVINO IR)",
     framework="OpenVINO",
     packages=("openvino",),
-    model_formats=("onnx", "openvino-ir"),
+    model_formats=("onnx",),
     options=(
         BackendOption(name="precision", type=str, default="fp32", choices=tuple(PRECISIONS), flag="--precision",
                       help="openvino: inference precision hint, fp32 (default) or bf16 (AVX-512 BF16/AMX CPUs)"),
@@ -328,7 +321,8 @@ SPEC = BackendSpec(
                            "SUT workers)"),
     ),
     prepare="mlperf_bert.backends.openvino:prepare",
-    speed_configs={"ov-fp32": {"precision": "fp32"}, "ov-bf16": {"precision": "bf16"}},
+    speed_configs={"ov-fp32": ({"precision": "fp32"}, "ort-fp32"), "ov-bf16": ({"precision": "bf16"}, "torch-bf16"),
+                   "ov-int8": ({}, "ort-int8")},
 )
 
 __all__ = ["INPUT_CONVENTIONS", "OpenVinoBackend", "PRECISIONS", "PERFORMANCE_HINTS", "SPEC", "prepare"]
