@@ -104,7 +104,7 @@ def test_prepare_exports_a_pytorch_model_once(tmp_path, monkeypatch):
     with pytest.raises(ModelError, match="model not found"):
         prepare(tmp_path / "nope", cfg, said.append)
     (tmp_path / "m.pb").write_bytes(b"")
-    with pytest.raises(ConfigError, match=r"backend 'openvino' runs ONNX files or OpenVINO IR .* m.pb is tf-frozen"):
+    with pytest.raises(ConfigError, match=r"backend 'openvino' runs ONNX files or OpenVINO IR .*m.pb is tf-frozen"):
         prepare(tmp_path / "m.pb", cfg, said.append)
 
 

@@ -218,6 +218,55 @@ class BackendSpec:
         return {o.name: options.get(o.name, o.default) for o in self.options}
 
 
+def predict_fixed_shape(run: Callable[[list[np.ndarray]], np.ndarray], arrays: list[np.ndarray],
+                        static_batch: int | None, static_length: int | None) -> np.ndarray:
+    """Run a model whose inputs have a fixed batch and/or length (the official files are ``[1, 384]`` or
+    ``[B, 384]``) on a padding-free batch: pad each row to the fixed length (ids, mask and segments 0: masked
+    positions, which change no real token's logits), split into chunks of the fixed batch (the last one padded
+    with empty rows), and cut the logits back to the batch's own shape.
+
+    Args:
+        run: the runtime's call on one chunk, ``[ids, mask, segments]`` each [b, l] -> float32 [b, l, 2].
+        arrays: the batch's three int arrays [B, L].
+        static_batch, static_length: the model's fixed dims, or None where it is dynamic.
+
+    Returns:
+        float32 [B, L, 2], C-contiguous.
+
+    Raises:
+        BackendFailure: the batch is longer than the model's fixed length.
+    """
+    from mlperf_bert.errors import BackendFailure
+
+    b, length = arrays[0].shape
+    run_len = length
+    if static_length is not None:
+        if length > static_length:
+            raise BackendFailure(f"batch length {length} exceeds the model's fixed length {static_length}")
+        run_len = static_length
+        if length < run_len:
+            arrays = [np.pad(a, ((0, 0), (0, run_len - length))) for a in arrays]
+    step = static_batch or max(b, 1)
+    out = np.empty((b, length, 2), dtype=np.float32)  # (B, L, 2)
+    for start in range(0, b, step):
+        chunk = [a[start:start + step] for a in arrays]
+        n = chunk[0].shape[0]
+        if static_batch is not None and n < step:
+            chunk = [np.pad(a, ((0, step - n), (0, 0))) for a in chunk]
+        out[start:start + n] = run(chunk)[:n, :length]
+    return out
+
+
+def static_dims(shape: list) -> tuple[int | None, int | None]:
+    """``(batch, length)`` of a [batch, seq] input shape whose entries are ints (fixed) or anything else
+    (dynamic: a name, None, -1); None for each dynamic dim."""
+    def fixed(d):
+        return d if isinstance(d, int) and d > 0 else None
+
+    dims = list(shape) + [None, None]
+    return fixed(dims[0]), fixed(dims[1])
+
+
 def import_target(target: str, what: str) -> Callable:
     """The object ``"module:attr"`` names (a backend class or prepare function).
 

@@ -38,7 +38,7 @@ from typing import Callable
 
 import numpy as np
 
-from mlperf_bert.backends.base import BackendConfig, BackendOption, BackendSpec, model_path
+from mlperf_bert.backends.base import BackendConfig, BackendOption, BackendSpec, model_path, predict_fixed_shape
 from mlperf_bert.backends.onnxruntime import INPUT_CONVENTIONS, input_convention
 from mlperf_bert.errors import BackendFailure, BackendUnavailable, ConfigError, ModelError
 from mlperf_bert.machine import physical_cores
@@ -247,27 +247,11 @@ class OpenVinoBackend:
         try:
             if self.static_batch is None and self.static_length is None:
                 return self._infer(arrays)
-            return self._infer_fixed(arrays, b, n)
+            return predict_fixed_shape(self._infer, arrays, self.static_batch, self.static_length)
         except BackendFailure:
             raise
         except Exception as exc:  # noqa: BLE001
             raise BackendFailure(f"openvino failed on a batch of shape {(b, n)}: {_one_line(exc)}") from exc
-
-    def _infer_fixed(self, arrays: list[np.ndarray], b: int, n: int) -> np.ndarray:
-        length = self.static_length or n
-        if n > length:
-            raise BackendFailure(f"batch length {n} exceeds the model's fixed length {length}")
-        if length > n:
-            arrays = [np.pad(a, ((0, 0), (0, length - n))) for a in arrays]
-        chunk = self.static_batch or b
-        parts = []
-        for start in range(0, b, chunk):
-            rows = [a[start:start + chunk] for a in arrays]
-            short = chunk - len(rows[0])
-            if short:
-                rows = [np.pad(r, ((0, short), (0, 0))) for r in rows]
-            parts.append(self._infer(rows)[: chunk - short])
-        return np.ascontiguousarray(np.concatenate(parts)[:, :n], dtype=np.float32)
 
     def close(self) -> None:
         """Drop the compiled model and this thread's request. Idempotent."""
