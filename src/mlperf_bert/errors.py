@@ -61,3 +61,16 @@ def json_error_text(exc, where: str) -> str:
     """``json.JSONDecodeError`` message plus where it happened, e.g. ``Unterminated string starting at char
     42`` (the json module's own message for that case already ends with "at", which would read "at at")."""
     return f"{exc.msg.removesuffix(' at')} at {where}"
+
+
+class UnwritableFolder(HarnessError):
+    """A file could not be created in a folder (missing permission, a file where the folder should be).
+
+    Attributes:
+        folder: the folder.
+        reason: the OS's words, e.g. ``Permission denied``.
+    """
+
+    def __init__(self, folder, reason: str) -> None:
+        super().__init__(f"cannot write in {folder}: {reason}")
+        self.folder, self.reason = folder, reason

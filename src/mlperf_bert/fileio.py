@@ -23,7 +23,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from mlperf_bert.errors import DataError, HarnessError
+from mlperf_bert.errors import DataError, UnwritableFolder
 
 _BLOCK = 1 << 20  # bytes per hash update
 #: Files of a model folder that make up its content (weights, graphs, configs, vocab).
@@ -45,14 +45,14 @@ def atomic_path(path: Path) -> Iterator[Path]:
     is created. The file gets ``file_mode()``.
 
     Raises:
-        HarnessError: the folder cannot be written (one line naming it).
+        UnwritableFolder: the folder cannot be created or written (one line naming it).
     """
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
-        raise HarnessError(f"cannot write in {path.parent}: {exc.strerror or exc}") from None
+        raise UnwritableFolder(path.parent, exc.strerror or str(exc)) from None
     os.close(fd)
     tmp = Path(name)
     try:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from mlperf_bert.errors import HarnessError
+from mlperf_bert.errors import UnwritableFolder
 from mlperf_bert.fileio import write_atomic
 from mlperf_bert.models.registry import OFFICIAL, Entry
 
@@ -91,7 +91,7 @@ class FileInfoCache:
         try:
             write_atomic(self.path, json.dumps({"version": _CACHE_VERSION, "files": self._files}, indent=1))
             self._dirty = False
-        except (OSError, HarnessError):  # a read-only folder: the sums are recomputed next time
+        except (OSError, UnwritableFolder):  # a read-only folder: the sums are recomputed next time
             pass
 
     def md5(self, path: Path) -> str:

@@ -16,7 +16,7 @@ import numpy as np
 import tokenizers
 
 from mlperf_bert.config import DataPaths, SquadConfig
-from mlperf_bert.errors import ConfigError
+from mlperf_bert.errors import ConfigError, UnwritableFolder
 from mlperf_bert.fileio import file_sha256, load_npz, save_npz
 from mlperf_bert.squad.dataset import read_squad
 from mlperf_bert.squad.features import convert_examples_to_features
@@ -108,9 +108,10 @@ def load_features(paths: DataPaths, cfg: SquadConfig, progress: bool = True) -> 
         features = convert_examples_to_features(examples, tokenizer, cfg, progress=progress)
         try:
             save_npz(path, key, {name: getattr(features, name) for name in _ARRAYS})
-        except OSError as exc:
+        except (OSError, UnwritableFolder) as exc:
+            reason = exc.reason if isinstance(exc, UnwritableFolder) else exc.strerror
             raise ConfigError(
-                f"{path.parent}: cannot write the feature cache ({exc.strerror}); "
+                f"{path.parent}: cannot write the feature cache ({reason}); "
                 "pass a writable --cache-dir or set MLPERF_BERT_CACHE"
             ) from None
     return examples, features
