@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 
@@ -44,14 +43,15 @@ def register(sub: argparse._SubParsersAction, registry) -> None:
 
 def json_arg(path: Path | None, flag: str) -> dict:
     """The JSON object in file ``path`` (``{}`` for None); a ConfigError naming ``flag`` otherwise."""
-    from mlperf_bert.errors import ConfigError
+    from mlperf_bert.errors import ConfigError, DataError
+    from mlperf_bert.fileio import read_json
 
     if path is None:
         return {}
     try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{flag} {path}: cannot read a JSON object ({exc})") from None
+        data = read_json(Path(path), "JSON file")
+    except DataError as exc:
+        raise ConfigError(f"{flag}: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{flag} {path} must hold a JSON object")
     return data

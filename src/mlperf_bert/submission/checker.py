@@ -25,7 +25,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlperf_bert.errors import ConfigError
+from mlperf_bert.errors import ConfigError, DataError
+from mlperf_bert.fileio import read_json
 from mlperf_bert.logs.parse import DetailLog, perf_result
 from mlperf_bert.logs.truncate import MAX_ACCURACY_LOG_SIZE, verify_truncated
 from mlperf_bert.accuracy.targets import (ACCURACY_FRACTION, BENCHMARKS, OFFICIAL_BERT_LARGE,
@@ -310,13 +311,14 @@ def performance_findings(detail: DetailLog, rules: str, path: Path, root: Path |
 
 # -- system description ----------------------------------------------------------------------------
 def _load_json(c: _Collector, path: Path, family: str) -> dict | None:
-    try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        c.add(path, "required file is missing" + (" (the v6.1 checker crashes)" if c.v == "current" else ""), family)
+    crash = " (the v6.1 checker crashes)" if c.v == "current" else ""
+    if not Path(path).is_file():
+        c.add(path, "required file is missing" + crash, family)
         return None
-    except (OSError, ValueError) as exc:
-        c.add(path, f"not valid JSON ({exc})" + (" (the v6.1 checker crashes)" if c.v == "current" else ""), family)
+    try:
+        data = read_json(path, "JSON file")
+    except DataError as exc:
+        c.add(path, str(exc).removeprefix(f"{path}: JSON file ") + crash, family)
         return None
     if not isinstance(data, dict):
         c.add(path, "must hold a JSON object", family)

@@ -33,6 +33,7 @@ from mlperf_bert.backends.base import BackendConfig
 from mlperf_bert.backends.registry import BackendRegistry
 from mlperf_bert.config import DataPaths, SquadConfig
 from mlperf_bert.errors import ConfigError, DataError
+from mlperf_bert.fileio import read_json
 from mlperf_bert.logs.parse import perf_result, read_detail_log
 from mlperf_bert.loadgen.settings import LoadGenConfig
 from mlperf_bert.accuracy.targets import TEST01_F1_TOLERANCE, AccuracyTarget, check_benchmark
@@ -92,12 +93,7 @@ class LogComparison:
 
 
 def _load_log(path: Path) -> list:
-    try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise DataError(f"accuracy log not found: {path}") from None
-    except ValueError as exc:
-        raise DataError(f"accuracy log {path} is not valid JSON ({exc}); was the run interrupted?") from None
+    data = read_json(path, "accuracy log", "was the run interrupted? rerun it")
     if not isinstance(data, list):
         raise DataError(f"accuracy log {path} is not a JSON list of LoadGen entries")
     return data
@@ -268,12 +264,9 @@ def read_run_info(run_dir: Path) -> dict:
         DataError: no run.json (not a run folder) or unreadable.
     """
     path = Path(run_dir) / "run.json"
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DataError(f"{run_dir} is not a run folder (no run.json); pass a folder made by 'mlperf-bert run'") from None
-    except ValueError as exc:
-        raise DataError(f"{path} is not valid JSON ({exc})") from None
+    if not path.is_file():
+        raise DataError(f"{run_dir} is not a run folder (no run.json); pass a folder made by 'mlperf-bert run'")
+    return read_json(path, "run record")
 
 
 @dataclass

@@ -39,16 +39,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlperf_bert import __version__
+from mlperf_bert.accuracy.targets import (
+    accuracy_target,
+    check_benchmark,
+    identify_model,
+)
 from mlperf_bert.errors import ConfigError, DataError
 from mlperf_bert.logs.parse import read_detail_log
 from mlperf_bert.logs.truncate import truncate_accuracy_log, write_accuracy_txt
 from mlperf_bert.machine import MachineFacts, read_machine
-from mlperf_bert.accuracy.targets import accuracy_target, check_benchmark, identify_model
+from mlperf_bert.models.artifact import source_chain
 from mlperf_bert.submission.compliance import read_run_info
-from mlperf_bert.submission.system import DIVISIONS, implementation_json, missing_fields, system_description
-from mlperf_bert.submission.versions import (COMPLIANCE_TESTS, LAYOUTS, check_layout, check_rules,
-                                             default_system_type, layout_of_runs, optional_scenarios,
-                                             required_scenarios)
+from mlperf_bert.submission.system import (
+    DIVISIONS,
+    implementation_json,
+    missing_fields,
+    system_description,
+)
+from mlperf_bert.submission.versions import (
+    COMPLIANCE_TESTS,
+    LAYOUTS,
+    check_layout,
+    check_rules,
+    default_system_type,
+    layout_of_runs,
+    optional_scenarios,
+    required_scenarios,
+)
 
 #: Folder-name-safe characters for system / submitter / implementation names.
 _SAFE = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
@@ -260,10 +277,7 @@ def _model_label(info: dict) -> str:
     path, known = Path(model), identify_model(model)
     if known is None or known.official:
         return path.name
-    source = path
-    manifest = path.with_name(path.name + ".json")
-    if path.suffix == ".onnx" and manifest.is_file():  # an export made by convert.to_onnx
-        source = Path(json.loads(manifest.read_text()).get("source", path))
+    source = source_chain(path)[-1]  # an artifact (export, int8 model): the model it was made from
     folder = source if source.is_dir() else source.parent
     weights = next((n for n in ("model.safetensors", "pytorch_model.bin", "model.pytorch", "model.onnx")
                     if (folder / n).is_file()), source.name)
@@ -277,11 +291,7 @@ def command_line(info: dict, scenario: str | None = None) -> str:
     parts = ["mlperf-bert run", f"--backend {be['name']}", f"--scenario {scenario or sut['scenario']}",
              f"--rules {lg['rules']}"]
     if be.get("model"):
-        model = Path(be["model"])
-        manifest = model.with_name(model.name + ".json")
-        if model.suffix == ".onnx" and manifest.is_file():  # a cached export: name what it was made from
-            model = Path(json.loads(manifest.read_text()).get("source", model))
-        parts.append(f"--model {model}")
+        parts.append(f"--model {Path(be['model'])}")  # run.json keeps the model as given, not its artifact
     b = sut["batcher"]
     parts += [f"--batch-size {b['max_batch_size']}", f"--token-budget {b['token_budget'] or 0}",
               f"--workers {sut['workers']}", f"--response-rows {sut['response_rows']}"]
