@@ -24,16 +24,6 @@ from pathlib import Path
 import numpy as np
 
 
-def cpu_flags() -> set[str]:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
 def integer_matmuls(path: Path, threads: int) -> dict:
     """Op counts of ORT's optimized graph: integer matmuls vs fp32 MatMul."""
     import onnx
@@ -52,9 +42,10 @@ def integer_matmuls(path: Path, threads: int) -> dict:
 
 
 def main() -> int:
-    from mlperf_bert.backends.onnxruntime import OnnxRuntimeBackend, physical_cores
+    from mlperf_bert.backends.onnxruntime import OnnxRuntimeBackend
     from mlperf_bert.config import DataPaths, SquadConfig, default_cache_dir, default_shared_dir
-    from mlperf_bert.convert.to_onnx import cached_onnx
+    from mlperf_bert.convert.to_onnx import exported_onnx
+    from mlperf_bert.machine import cpu_flags, physical_cores
     from mlperf_bert.squad.cache import load_features
     from mlperf_bert.sut.batcher import BatcherConfig, plan_batches
 
@@ -72,7 +63,7 @@ def main() -> int:
 
     threads = args.threads or physical_cores()
     shared = default_shared_dir()
-    fp32 = args.fp32 or cached_onnx(shared / "models" / "minilm-l6-squad", default_cache_dir())
+    fp32 = args.fp32 or exported_onnx(shared / "models" / "minilm-l6-squad", default_cache_dir())
     _, feats = load_features(DataPaths.defaults(), SquadConfig(), progress=False)
     rng = np.random.default_rng(args.seed)
     idx = rng.choice(len(feats), size=min(args.samples, len(feats)), replace=False)

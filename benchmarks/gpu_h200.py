@@ -7,7 +7,7 @@ runs out of time is reported with its reason and the rest go on; ``--skip`` leav
    its providers, LoadGen, mlperf-bert).
 1b. ``tests``: the ``gpu``-marked tests (``pytest -m gpu tests/test_gpu_backends.py``: CUDA logits vs CPU in
    fp32/bf16/fp16, CUDA graphs vs eager, copy stream on vs off).
-2. ``f1``: the small SQuAD model's full-dev F1 through LoadGen accuracy mode (``runner.run_benchmark``, the
+2. ``f1``: the small SQuAD model's full-dev F1 through LoadGen accuracy mode (``runner.run``, the
    code ``mlperf-bert run --device cuda --mode accuracy`` runs) in fp32, bf16 and fp16 on the GPU; goals:
    within 0.02 (fp32) and 0.1 (bf16/fp16) of the CPU fp32 F1 of the same weights (``stage.json``).
 3. ``large``: a random-weight BERT-Large (``convert.random_bert``) over the real dev lengths, LoadGen
@@ -175,8 +175,8 @@ def step_tests(ctx: Ctx) -> None:
 def step_f1(ctx: Ctx) -> None:
     from mlperf_bert.backends.base import BackendConfig
     from mlperf_bert.backends.registry import BackendRegistry
-    from mlperf_bert.logs.settings import LoadGenConfig
-    from mlperf_bert.runner import RunConfig, run_benchmark
+    from mlperf_bert.loadgen.settings import LoadGenConfig
+    from mlperf_bert.runner import RunConfig, run
     from mlperf_bert.sut.sut import SUTConfig
 
     registry = BackendRegistry.from_entry_points()
@@ -193,7 +193,7 @@ def step_f1(ctx: Ctx) -> None:
                         sut=SUTConfig("Offline", ctx.batcher()), loadgen=LoadGenConfig("Offline"),
                         modes=("accuracy",), output_dir=ctx.work / "runs", run_name=f"f1-{precision}",
                         max_examples=ctx.max_examples(), probe=False)
-        res = run_benchmark(cfg, registry=registry, progress=False, on_event=lambda m: print(m, flush=True))
+        res = run(cfg, registry=registry, progress=False, on_event=lambda m: print(m, flush=True))
         tol = GOALS["f1_tol_fp32"] if precision == "fp32" else GOALS["f1_tol_half"]
         diff = res.accuracy.f1 - ref
         ctx.result["runs"][precision] = {
@@ -214,7 +214,7 @@ def _qsl_features(ctx: Ctx):
 
 def _offline_row(registry, ctx: Ctx, qsl, name: str, backend_cfg, samples: int) -> dict:
     """LoadGen Offline and the raw loop over the same batches for one backend configuration."""
-    from mlperf_bert import bench
+    from mlperf_bert import speed as bench
     from mlperf_bert.sut.sut import SUTConfig
 
     t0 = time.perf_counter()
@@ -246,7 +246,7 @@ def _raw_loop_in_thread(be, qsl, indices, batcher) -> float:
     intra-op pool behaves differently in the main thread, which would skew LoadGen/raw)."""
     import threading
 
-    from mlperf_bert import bench
+    from mlperf_bert import speed as bench
 
     out: dict = {}
 
@@ -307,7 +307,7 @@ def step_server(ctx: Ctx) -> None:
 
     from mlperf_bert.backends.base import BackendConfig
     from mlperf_bert.finder import FinderConfig, find_peak_server
-    from mlperf_bert.logs.settings import LoadGenConfig
+    from mlperf_bert.loadgen.settings import LoadGenConfig
     from mlperf_bert.runner import RunConfig
     from mlperf_bert.sut.sut import SUTConfig
 

@@ -65,3 +65,32 @@ def registry_with_fakes() -> BackendRegistry:
     reg = BackendRegistry.from_entry_points()
     reg.register(ECHO_SPEC)
     return reg
+
+
+#: A WordPiece vocabulary for the tiny SQuAD files below (the special tokens BERT needs, then words).
+TINY_VOCAB = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat", "sat", "on", "mat", "what", "?", "is",
+              "where", "did")
+
+
+def write_tiny_squad(folder, contexts=("the cat sat on the mat",), repeat: int = 1) -> tuple:
+    """Write ``dev.json`` (SQuAD v1.1 format: one question per context, "what sat on the mat?", gold
+    answer "the cat") and ``vocab.txt`` into ``folder``; returns (dataset path, vocab path).
+
+    ``repeat`` writes each context that many times (one question each), e.g. to make a run last longer.
+    """
+    import json
+    from pathlib import Path
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paragraphs = []
+    for k in range(repeat):
+        for i, ctx in enumerate(contexts):
+            paragraphs.append({"context": ctx, "qas": [{
+                "id": f"q{i}-{k}", "question": "what sat on the mat?",
+                "answers": [{"text": "the cat", "answer_start": max(0, ctx.find("the cat"))}]}]})
+    dataset = folder / "dev.json"
+    dataset.write_text(json.dumps({"version": "1.1", "data": [{"title": "tiny", "paragraphs": paragraphs}]}))
+    vocab = folder / "vocab.txt"
+    vocab.write_text("\n".join(TINY_VOCAB) + "\n")
+    return dataset, vocab

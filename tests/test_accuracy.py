@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlperf_bert.accuracy.evaluate import AccuracyResult, evaluate_accuracy_log
-from mlperf_bert.accuracy.logfile import PAD_LOGIT, read_accuracy_log
+from mlperf_bert.accuracy.evaluate import AccuracyResult, CoveredScore, evaluate_accuracy_log
+from mlperf_bert.accuracy.logfile import read_accuracy_log
+from mlperf_bert.sut.responses import PAD_LOGIT
 from mlperf_bert.accuracy.postprocess import (
     EMPTY_ANSWER,
     FALLBACK_LENGTH,
@@ -150,7 +151,7 @@ def test_get_final_text(pred, orig, final, reason):
 
 def test_best_valid_span_is_projected_to_original_words():
     preds = postprocess(EXAMPLES, FEATURES, {0: peaks(5, 6)}, CFG, VOCAB)
-    assert preds == {"q0": "Steve Smith"}  # "Smith's" cut back to "Smith"
+    assert preds == {"q0": "Steve Smith", "q1": "empty"}  # "Smith's" cut back to "Smith"; q1 not in the log
 
 
 def test_invalid_spans_are_skipped():
@@ -159,15 +160,15 @@ def test_invalid_spans_are_skipped():
     lg[1, 0] = lg[2, 1] = 9.0  # best pair lies in the question
     lg[15, 0] = lg[15, 1] = 8.0  # the final [SEP] is not context
     lg[12, 0] = 7.0  # "bowl" as start: its best end (6) is before it
-    assert postprocess(EXAMPLES, FEATURES, {0: lg}, CFG, VOCAB) == {"q0": "Steve Smith"}
+    assert postprocess(EXAMPLES, FEATURES, {0: lg}, CFG, VOCAB) == {"q0": "Steve Smith", "q1": "empty"}
 
 
 def test_max_answer_length_limits_span():
     lg = peaks(5, 13, start_value=4.0, end_value=4.0)  # "Steve ... 50": 9 pieces
     lg[11, 0] = 1.0  # "super"
-    assert postprocess(EXAMPLES, FEATURES, {0: lg}, CFG, VOCAB) == {"q0": "Steve Smith's team won Super Bowl 50"}
+    assert postprocess(EXAMPLES, FEATURES, {0: lg}, CFG, VOCAB)["q0"] == "Steve Smith's team won Super Bowl 50"
     short = SquadConfig(max_seq_length=L, max_answer_length=3)
-    assert postprocess(EXAMPLES, FEATURES, {0: lg}, short, VOCAB) == {"q0": "Super Bowl 50"}
+    assert postprocess(EXAMPLES, FEATURES, {0: lg}, short, VOCAB)["q0"] == "Super Bowl 50"
 
 
 def test_start_must_be_max_context_and_best_feature_wins():
@@ -178,31 +179,32 @@ def test_start_must_be_max_context_and_best_feature_wins():
     # Window B: "cafe team" = 4 beats window A's 2.
     b = np.full((L, 2), -10.0, np.float32)
     b[4, 0] = b[5, 1] = 2.0
-    assert postprocess(EXAMPLES, FEATURES, {1: a, 2: b}, CFG, VOCAB) == {"q1": "Cafe\u0301 team"}  # length fallback
-    assert postprocess(EXAMPLES, FEATURES, {1: a}, CFG, VOCAB) == {"q1": "embedding"}
+    assert postprocess(EXAMPLES, FEATURES, {1: a, 2: b}, CFG, VOCAB)["q1"] == "Cafe\u0301 team"  # length fallback
+    assert postprocess(EXAMPLES, FEATURES, {1: a}, CFG, VOCAB)["q1"] == "embedding"
 
 
 def test_ties_keep_first_feature_and_lower_position():
     a = np.zeros((L, 2), np.float32)  # every logit equal: first valid pair in rank order
-    assert postprocess(EXAMPLES, FEATURES, {0: a}, CFG, VOCAB) == {"q0": "Steve"}  # start 5, end 5
+    assert postprocess(EXAMPLES, FEATURES, {0: a}, CFG, VOCAB)["q0"] == "Steve"  # start 5, end 5
     in_a = peaks(4, 6, start_value=1.0, end_value=1.0)  # window A: "em ##bed ##ding" = 2
     in_b = peaks(4, 5, start_value=1.0, end_value=1.0)  # window B: "cafe team" = 2
-    assert postprocess(EXAMPLES, FEATURES, {1: in_a, 2: in_b}, CFG, VOCAB) == {"q1": "embedding"}
+    assert postprocess(EXAMPLES, FEATURES, {1: in_a, 2: in_b}, CFG, VOCAB)["q1"] == "embedding"
     in_b[5, 1] = np.nextafter(np.float32(1.0), np.float32(2.0))  # one ulp more: window B wins
-    assert postprocess(EXAMPLES, FEATURES, {1: in_a, 2: in_b}, CFG, VOCAB) == {"q1": "Cafe\u0301 team"}
+    assert postprocess(EXAMPLES, FEATURES, {1: in_a, 2: in_b}, CFG, VOCAB)["q1"] == "Cafe\u0301 team"
 
 
 def test_no_valid_span_answers_empty():
     lg = np.full((L, 2), -1.0, np.float32)
     lg[:4] = 5.0  # [CLS] and the question: with n_best 3 every candidate lies outside the context
     tiny = SquadConfig(max_seq_length=L, n_best_size=3)
-    assert postprocess(EXAMPLES, FEATURES, {0: lg}, tiny, VOCAB) == {"q0": EMPTY_ANSWER}
+    assert postprocess(EXAMPLES, FEATURES, {0: lg}, tiny, VOCAB) == {"q0": EMPTY_ANSWER, "q1": EMPTY_ANSWER}
 
 
-def test_partial_logits_answer_only_covered_questions():
+def test_partial_logits_answer_every_question():
+    """As the reference: a question none of whose features has logits is answered "empty"."""
     preds = postprocess(EXAMPLES, FEATURES, {2: peaks(4, 5)}, CFG, VOCAB)
-    assert preds == {"q1": "Cafe\u0301 team"}
-    assert postprocess(EXAMPLES, FEATURES, {}, CFG, VOCAB) == {}
+    assert preds == {"q0": EMPTY_ANSWER, "q1": "Cafe\u0301 team"}
+    assert postprocess(EXAMPLES, FEATURES, {}, CFG, VOCAB) == {"q0": EMPTY_ANSWER, "q1": EMPTY_ANSWER}
 
 
 def test_bad_logits_are_data_errors():
@@ -217,8 +219,6 @@ def reference_answers(examples, features, logits, cfg, vocab):
     out = {}
     for ex_idx, ex in enumerate(examples):
         feats = [f for f in range(len(features)) if features.example_index[f] == ex_idx]
-        if not any(f in logits for f in feats):
-            continue
         prelim = []
         for f in feats:
             if f not in logits:
@@ -342,8 +342,8 @@ def test_evaluate_accuracy_log_writes_reference_files(tmp_path):
     result = evaluate_accuracy_log(log, EXAMPLES, FEATURES, VOCAB, CFG, out_dir=tmp_path / "out")
     assert result.predictions == {"q0": "Steve Smith", "q1": "embedding"}
     assert (result.exact_match, result.f1) == (50.0, 50.0)
-    assert (result.questions_scored, result.questions_total, result.samples_in_log) == (2, 2, 3)
-    assert result.complete and result.line == '{"exact_match": 50.0, "f1": 50.0}'
+    assert (result.questions_total, result.questions_covered, result.samples_in_log) == (2, 2, 3)
+    assert result.complete and result.covered is None and result.line == '{"exact_match": 50.0, "f1": 50.0}'
     assert (tmp_path / "out" / "accuracy.txt").read_text() == '{"exact_match": 50.0, "f1": 50.0}\n'
     assert (tmp_path / "out" / "predictions.json").read_text() == (
         '{\n    "q0": "Steve Smith",\n    "q1": "embedding"\n}\n'
@@ -351,12 +351,20 @@ def test_evaluate_accuracy_log_writes_reference_files(tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["accuracy.txt", "predictions.json"]
 
 
-def test_evaluate_partial_log_scores_covered_questions(tmp_path):
+def test_evaluate_partial_log_answers_every_question(tmp_path):
+    """A partial log: the question it does not cover is answered "empty" and scored, as the reference does;
+    the score over the covered question alone is reported beside it."""
     log = write_log(tmp_path / "log.json", {2: peaks(5, 5)})  # "team" only, in q1's second window
-    result = evaluate_accuracy_log(log, EXAMPLES, FEATURES, VOCAB, CFG)
+    result = evaluate_accuracy_log(log, EXAMPLES, FEATURES, VOCAB, CFG, out_dir=tmp_path / "out")
     assert isinstance(result, AccuracyResult)
-    assert result.predictions == {"q1": "team"}
-    assert (result.exact_match, result.f1, result.questions_scored, result.complete) == (100.0, 100.0, 1, False)
+    assert result.predictions == {"q0": "empty", "q1": "team"}
+    assert (result.exact_match, result.f1, result.questions_total, result.questions_covered) == (50.0, 50.0, 2, 1)
+    assert not result.complete and result.covered == CoveredScore(100.0, 100.0, 1)
+    assert (tmp_path / "out" / "accuracy.txt").read_text() == '{"exact_match": 50.0, "f1": 50.0}\n'
+    assert json.loads((tmp_path / "out" / "predictions.json").read_text()) == {"q0": "empty", "q1": "team"}
+    recorded = result.to_dict()
+    assert recorded["covered"] == {"exact_match": 100.0, "f1": 100.0, "questions": 1}
+    assert (recorded["f1"], recorded["complete"], recorded["full_dev"]) == (50.0, False, False)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -536,8 +544,9 @@ def test_synthetic_log_gives_reference_predictions_and_scores(dev_data, syntheti
     assert hashlib.sha256((tmp_path / "predictions.json").read_bytes()).hexdigest() == GOLDEN_PREDICTIONS_SHA256
     assert list(result.predictions) == [e.qas_id for e in examples]
     assert EMPTY_ANSWER not in result.predictions.values()
-    counts = (result.questions_scored, result.samples_in_log, result.duplicates, result.complete)
-    assert counts == (10_570, 10_833, 0, True)
+    counts = (result.questions_total, result.questions_covered, result.samples_in_log, result.duplicates)
+    assert counts == (10_570, 10_570, 10_833, 0)
+    assert result.complete and result.full_dev and result.covered is None
     assert result.log_sha256 == hashlib.sha256(synthetic_log.read_bytes()).hexdigest()
 
 
@@ -556,23 +565,33 @@ def test_synthetic_nbest_fallbacks_match_reference(dev_data, synthetic_log):
     assert reasons == {None: 130_985 - 145 - 34, FALLBACK_NOT_FOUND: 145, FALLBACK_LENGTH: 34}
 
 
-def test_partial_log_scores_only_covered_questions(dev_data, synthetic, tmp_path):
+def test_partial_log_scores_all_questions_and_reports_covered(dev_data, synthetic, tmp_path):
+    """A partial log (as TEST01 writes): all 10,570 predictions, "empty" for the questions it does not
+    cover, the headline over all of them (the reference's accuracy.txt line), and the covered score."""
     from mlperf_bert.accuracy.squad_v1 import evaluate
 
     examples, features, vocab, _ = dev_data
     logits, _ = synthetic
     full = postprocess(examples, features, dict(enumerate(logits)), SquadConfig(), vocab)
     log = write_log(tmp_path / "log.json", {i: logits[i] for i in range(500)})
-    result = evaluate_accuracy_log(log, examples, features, vocab, SquadConfig())
+    result = evaluate_accuracy_log(log, examples, features, vocab, SquadConfig(), out_dir=tmp_path)
     covered = sorted(set(features.example_index[:500].tolist()))
-    assert result.questions_scored == len(covered) and not result.complete
-    assert list(result.predictions) == [examples[i].qas_id for i in covered]
+    assert (result.questions_total, result.questions_covered, result.samples_in_log) == (10_570, len(covered), 500)
+    assert not result.complete and result.full_dev
+    assert list(result.predictions) == [e.qas_id for e in examples]
+    assert len(json.loads((tmp_path / "predictions.json").read_text())) == 10_570
+    uncovered = [e.qas_id for i, e in enumerate(examples) if i not in set(covered)]
+    assert len(uncovered) == 10_570 - len(covered) and all(result.predictions[q] == "empty" for q in uncovered)
     # Questions whose features all lie in the first 500 get the full-log answer.
     whole = [examples[i].qas_id for i in covered if not np.any(features.example_index[500:] == i)]
     assert len(whole) >= len(covered) - 1
     assert all(result.predictions[q] == full[q] for q in whole)
-    expected = evaluate(examples, result.predictions, qids=result.predictions.keys())
+    expected = evaluate(examples, result.predictions)  # every question, as the reference
     assert (result.exact_match, result.f1) == (expected["exact_match"], expected["f1"])
+    assert (tmp_path / "accuracy.txt").read_text() == json.dumps(expected) + "\n"
+    part = evaluate(examples, result.predictions, qids=[examples[i].qas_id for i in covered])
+    assert result.covered == CoveredScore(part["exact_match"], part["f1"], len(covered))
+    assert result.f1 < 0.1 * result.covered.f1  # most questions are uncovered and count as "empty"
 
 
 def test_dtype_layout_and_short_row_variants_give_same_predictions(dev_data, synthetic, tmp_path):
@@ -609,10 +628,11 @@ def test_cli_accuracy_partial_empty_and_truncated(dev_data, synthetic, tmp_path,
     out = tmp_path / "out"
     assert main(["accuracy", "--log-file", str(log), "--cache-dir", str(cache), "--output-dir", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "partial log: 3 of 10570 questions" in printed
+    assert "over all 10,570 questions of SQuAD v1.1 dev" in printed
+    assert "partial log (3 of 10,833 samples)" in printed and "over the 3 questions it covers" in printed
     assert "1 repeated samples ignored (first kept), 0 with different outputs" in printed
-    assert (out / "accuracy.txt").read_text().startswith('{"exact_match": ')
-    assert len(json.loads((out / "predictions.json").read_text())) == 3
+    assert (out / "accuracy.txt").read_text() == printed.splitlines()[0] + "\n"
+    assert len(json.loads((out / "predictions.json").read_text())) == 10_570
 
     empty = tmp_path / "empty.json"
     empty.write_text("[]")
@@ -623,4 +643,56 @@ def test_cli_accuracy_partial_empty_and_truncated(dev_data, synthetic, tmp_path,
     cut = tmp_path / "cut.json"
     cut.write_text(log.read_text()[:-100])
     assert main(["accuracy", "--log-file", str(cut), "--cache-dir", str(cache)]) == 2
-    assert "not valid JSON" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "not valid JSON (Unterminated string starting at char " in err and "at at" not in err
+
+
+# --------------------------------------------------------------------------------------------------
+# Every dataset question gets a prediction (issue: questions without a feature were dropped)
+
+
+def test_questions_without_features_are_answered_empty(tmp_path, capsys):
+    """Three questions, two over an empty context ("" and "   ": no features): three predictions, two
+    "empty", EM = F1 = 100/3 over all three (we printed 100.0 over 1 of 3 before), in accuracy.txt too."""
+    from fakes import write_tiny_squad
+    from mlperf_bert.cli import main
+    from mlperf_bert.config import DataPaths
+    from mlperf_bert.squad.cache import load_features
+
+    dataset, vocab_path = write_tiny_squad(tmp_path / "data", contexts=("", "   ", "the cat sat on the mat"))
+    examples, features = load_features(DataPaths(dataset, vocab_path, tmp_path / "cache"), SquadConfig(), False)
+    assert (len(examples), len(features)) == (3, 1)
+    vocab = vocab_path.read_text().split()
+    cat = int(np.flatnonzero(features.input_ids[0] == vocab.index("cat"))[-1])  # in the context, not the question
+    log = write_log(tmp_path / "mlperf_log_accuracy.json", {0: peaks(cat, cat, start_value=9, end_value=9)})
+
+    result = evaluate_accuracy_log(log, examples, features, vocab, SquadConfig(), out_dir=tmp_path / "out")
+    assert result.predictions == {"q0-0": "empty", "q1-0": "empty", "q2-0": "cat"}
+    assert result.exact_match == result.f1 == 100 / 3
+    assert (result.questions_total, result.questions_covered, result.questions_without_features) == (3, 1, 2)
+    assert result.complete and result.covered is None and not result.full_dev
+
+    rc = main(["accuracy", "--log-file", str(log), "--dataset", str(dataset), "--vocab", str(vocab_path),
+               "--cache-dir", str(tmp_path / "cache"), "--output-dir", str(tmp_path / "cli")])
+    out = capsys.readouterr().out.splitlines()
+    assert rc == 0
+    assert out[0] == '{"exact_match": 33.333333333333336, "f1": 33.333333333333336}'
+    assert out[1].startswith("EM 33.333  F1 33.333 over all 3 questions of the dataset: a subset")
+    assert "2 question(s) have no feature" in out[2]
+    assert (tmp_path / "cli" / "accuracy.txt").read_text() == out[0] + "\n"
+    assert len(json.loads((tmp_path / "cli" / "predictions.json").read_text())) == 3
+
+
+def test_run_files_get_one_mode(tmp_path):
+    """accuracy.txt and predictions.json get 0666 less the umask like every other run file (were 0600)."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        log = write_log(tmp_path / "log.json", {0: peaks(5, 6), 1: peaks(4, 6), 2: peaks(4, 5)})
+        evaluate_accuracy_log(log, EXAMPLES, FEATURES, VOCAB, CFG, out_dir=tmp_path / "out")
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "out").iterdir()}
+    finally:
+        os.umask(old)
+    assert modes == {"accuracy.txt": 0o644, "predictions.json": 0o644}

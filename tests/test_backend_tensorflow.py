@@ -153,7 +153,7 @@ def test_fixed_shape_graph_like_the_official_one(small_model, exported, tmp_path
     got = fixed.predict(ids, mask, seg)
     assert got.shape == (3, 100, 2)
     assert np.abs(got - dynamic.predict(ids, mask, seg)).max() < PARITY_ATOL
-    with pytest.raises(BackendFailure, match="exceeds the graph's fixed 384"):
+    with pytest.raises(BackendFailure, match="batch length 385 exceeds the model's fixed length 384"):
         fixed.predict(*batch(1, 385))
     with pytest.raises(BackendFailure, match="one shape"):
         fixed.predict(ids, mask[:, :50], seg)

@@ -13,7 +13,7 @@ from mlperf_bert.backends.pytorch import PyTorchBackend, build_model
 from mlperf_bert.backends.registry import BackendRegistry
 from mlperf_bert.convert.ort_optimize import model_architecture, ort_optimized
 from mlperf_bert.models.artifact import ModelArchitecture, manifest_for
-from mlperf_bert.errors import BackendUnavailable, ConfigError, ModelError
+from mlperf_bert.errors import BackendFailure, BackendUnavailable, ConfigError, ModelError
 
 #: ORT vs PyTorch fp32 logits on the same input (issue 2: within 1e-4).
 PARITY_ATOL = 1e-4
@@ -106,6 +106,31 @@ def test_unknown_input_names_are_one_line_error(tmp_path, small_onnx):
     with pytest.raises(ModelError, match=r"odd.onnx has inputs \['input_ids', 'mask', 'segment_ids'\]; expected"):
         ort_optimized(path, tmp_path / "cache")
     assert not (tmp_path / "cache" / "artifacts").exists()  # refused before anything was written
+
+
+@pytest.mark.parametrize("batch,length", [(None, 384), (1, 384)])
+def test_fixed_shape_onnx_runs_padding_free_batches(tmp_path, small_onnx, batch, length):
+    """An ONNX file with fixed input dims ([B, 384] like the official fp32 file, or [1, 384]) runs trimmed
+    batches: padded to 384 and split into single rows, logits equal to the dynamic file's on the real
+    tokens (before: 'Got: 100 Expected: 384')."""
+    m = onnx.load(str(small_onnx))
+    for i in m.graph.input:
+        dims = i.type.tensor_type.shape.dim
+        if batch is not None:
+            dims[0].dim_value = batch
+        dims[1].dim_value = length
+    fixed_path = tmp_path / "fixed.onnx"
+    onnx.save(m, str(fixed_path))
+    fixed = OnnxRuntimeBackend(fixed_path, device="cpu", threads=1)
+    assert (fixed.static_batch, fixed.static_length) == (batch, length)
+    dynamic = OnnxRuntimeBackend(small_onnx, device="cpu", threads=1)
+    ids, mask, seg = _batch(3, 100)
+    got, want = fixed.predict(ids, mask, seg), dynamic.predict(ids, mask, seg)
+    assert got.shape == (3, 100, 2)
+    real = mask.astype(bool)
+    assert np.abs(got[real] - want[real]).max() < PARITY_ATOL
+    with pytest.raises(BackendFailure, match="batch length 385 exceeds the model's fixed length 384"):
+        fixed.predict(*_batch(1, 385))
 
 
 def test_truncated_and_missing_onnx(tmp_path, small_onnx):

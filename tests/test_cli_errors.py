@@ -113,3 +113,41 @@ def test_find_peak_does_not_accept_flags_it_would_ignore(flag, capsys):
     with pytest.raises(SystemExit) as e:
         main(["find-peak", "--scenario", "Server", *flag])
     assert e.value.code == 2 and "unrecognized arguments" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--threads", "0"], "--threads 0: must be >= 1 (leave it out for every physical core)"),
+    (["--batch-size", "0"], "--batch-size 0: must be >= 1"),
+    (["--token-budget", "-1"], "--token-budget -1: must be >= 0 (0 = no limit)"),
+    (["--workers", "0"], "--workers 0: must be >= 1"),
+    (["--target-qps", "0"], "--target-qps 0: must be > 0"),
+    (["--null-delay-ms", "5"], "--null-delay-ms applies to backend null, not onnxruntime"),
+    (["--backend", "null", "--null-delay-ms", "-1"], "--null-delay-ms -1: must be >= 0"),
+    (["--backend", "pytorch", "--precision", "int4"], None),  # argparse: not among the choices
+])
+def test_flag_errors_name_the_flag(argv, message, capsys, tmp_path):
+    """Out-of-range flags: one line naming the flag (was: --threads 0 accepted and recorded as 0;
+    --batch-size 0 named the internal field max_batch_size)."""
+    if message is None:
+        with pytest.raises(SystemExit) as e:
+            main(["run", "--output-dir", str(tmp_path), *argv])
+        assert e.value.code == 2
+        return
+    rc, err = _run(["run", "--output-dir", str(tmp_path), *argv], capsys)
+    assert rc == 2 and err == f"mlperf-bert run: error: {message}"
+
+
+def test_subset_run_is_labelled_and_not_judged(tmp_path, capsys):
+    """A 40-question dataset with a target: the summary says it is a subset and does not judge the target
+    (was: 'F1 >= 78.123 ... met' for a --max-examples 50 run)."""
+    from fakes import write_tiny_squad
+
+    dataset, vocab = write_tiny_squad(tmp_path / "data", repeat=40)
+    rc = main(["run", "--backend", "null", "--dataset", str(dataset), "--vocab", str(vocab), "--mode", "accuracy",
+               "--reference-f1", "1", "--cache-dir", str(tmp_path / "cache"), "--output-dir", str(tmp_path / "runs"),
+               "--no-progress"])
+    out = " ".join(capsys.readouterr().out.replace("│", " ").split())  # the table wraps long lines
+    assert rc == 0
+    assert "over all 40 questions of the dataset: a subset, not SQuAD v1.1 dev" in out
+    assert "not judged: this run scored 40 questions, not all of dev" in out
+    assert " met" not in out.replace("not judged", "")

@@ -27,10 +27,19 @@ def _run(test, results, out, shared, reg=None, **kw):
                           scorer=sup.scorer_for(shared), progress=False, perf_tolerance=100.0, **kw)  # timing rules: tested on edited logs
 
 
-def test_run_config_round_trips_through_run_json(runs):
+def test_run_config_round_trips_through_run_json(runs, tmp_path):
     _, exact, _ = runs
     cfg = run_config_from_json(read_run_info(exact.run_dir))
     assert cfg == exact.info["config"]
+    # paths of the backend too (submit reuses a run only when its settings are equal)
+    import dataclasses
+
+    from mlperf_bert.fileio import write_json_atomic
+
+    with_cache = dataclasses.replace(cfg, backend=dataclasses.replace(cfg.backend, model=tmp_path / "m.onnx",
+                                                                      cache_dir=tmp_path / "cache"))
+    write_json_atomic(tmp_path / "run.json", {"config": with_cache})
+    assert run_config_from_json(read_run_info(tmp_path)) == with_cache
 
 
 def test_test01_byte_identical_outputs_pass(runs, tmp_path, shared):
@@ -59,6 +68,9 @@ def test_test01_batch_dependent_outputs_fall_back_to_f1(runs, tmp_path, shared):
     assert res.log.mismatched > 0
     assert res.passed
     assert res.f1_baseline == res.f1_compliance == 100.0
+    assert res.f1_covered_baseline == res.f1_covered_compliance == 100.0
+    meta = json.loads((res.folder / "compliance.json").read_text())
+    assert (meta["f1_baseline"], meta["f1_covered_baseline"]) == (100.0, 100.0)
     acc = res.folder / "TEST01" / "accuracy"
     assert (acc / "baseline_accuracy.txt").read_text().startswith('{"exact_match": 100.0, "f1": 100.0}')
     assert (acc / "compliance_accuracy.txt").is_file()
@@ -139,5 +151,5 @@ def test_log_comparison_counts_and_empty_log(tmp_path):
     assert accuracy_text(e, acc, empty).splitlines()[-1] == "TEST FAIL: the performance-mode accuracy log is empty"
     broken = tmp_path / "broken.json"
     broken.write_text('[{"qsl_idx": 0')
-    with pytest.raises(DataError, match="not valid JSON"):
+    with pytest.raises(DataError, match="broken.json: accuracy log is truncated .line 1, column 15: .*was the run interrupted"):
         compare_accuracy_logs(acc, broken)

@@ -264,3 +264,19 @@ def test_cli_list(capsys):
     out = capsys.readouterr().out
     for text in ("bert-large-tf-pb", "819b25b19cd8e59080c10892689750ca", "model.ckpt-5474.index", "90.067"):
         assert text in out
+    # every file's whole URL, and a title that names no file outside the package
+    assert "https://zenodo.org/record/3733868/files/model.ckpt-5474.data-00000-of-00001" in out
+    assert "https://rajpurkar.github.io/SQuAD-explorer/dataset/dev-v1.1.json" in out
+    assert out.splitlines()[0].strip() == "Official MLPerf BERT artifacts (mlperf-bert download NAME)"
+
+
+def test_no_network_is_one_line_and_leaves_no_folder(tmp_path, capsys):
+    """A host name that does not resolve (no network): one line at once, no retries, no empty folder."""
+    root = tmp_path / "models"
+    rc = main(["download", "bert-large-onnx", "--dir", str(root), "--mirror", "http://mlperf-bert-test.invalid",
+               "--no-progress", "--retries", "3"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err == ("mlperf-bert download: error: http://mlperf-bert-test.invalid/model.onnx: cannot "
+                               "reach mlperf-bert-test.invalid (the name does not resolve: no network?); pass "
+                               "--mirror URL for a local mirror")
+    assert not root.exists()

@@ -15,8 +15,8 @@ import pytest
 from mlperf_bert.backends.base import BackendConfig
 from mlperf_bert.cli import main as cli_main
 from mlperf_bert.config import DataPaths
-from mlperf_bert.logs.settings import LoadGenConfig
-from mlperf_bert.runner import RunConfig, run_benchmark
+from mlperf_bert.loadgen.settings import LoadGenConfig
+from mlperf_bert.runner import RunConfig, run
 from mlperf_bert.sut.sut import SUTConfig
 
 REFERENCE_F1 = 78.91206147893796
@@ -34,10 +34,10 @@ def test_full_dev_accuracy_onnxruntime(paths, small_onnx, tmp_path):
                                                       cache_dir=paths.cache_dir),
                     sut=SUTConfig(scenario="Offline"), loadgen=LoadGenConfig(scenario="Offline"),
                     modes=("accuracy",), output_dir=tmp_path, run_name="acc")
-    res = run_benchmark(cfg, progress=False)
+    res = run(cfg, progress=False)
     acc = res.accuracy
-    assert acc.questions_scored == acc.questions_total == 10_570
-    assert acc.samples_in_log == 10_833
+    assert acc.questions_covered == acc.questions_total == 10_570
+    assert acc.samples_in_log == 10_833 and acc.complete and acc.full_dev
     assert abs(acc.f1 - REFERENCE_F1) <= F1_TOLERANCE, acc.f1
     assert abs(acc.exact_match - REFERENCE_EM) <= 0.05, acc.exact_match
     line = json.loads((res.run_dir / "accuracy" / "accuracy.txt").read_text().splitlines()[0])
@@ -46,6 +46,7 @@ def test_full_dev_accuracy_onnxruntime(paths, small_onnx, tmp_path):
     assert len(preds) == 10_570 and preds["56be4db0acb8001400a502ec"]  # first dev question answered
     info = json.loads((res.run_dir / "run.json").read_text())
     assert info["features"] == 10_833 and info["accuracy"]["f1"] == acc.f1
+    assert info["status"] == "complete" and info["accuracy"]["full_dev"] is True
 
 
 @pytest.mark.parametrize("scenario", ["Offline", "Server", "SingleStream", "MultiStream"])
@@ -82,11 +83,11 @@ def test_padding_free_sorted_batches_match_batch_one(paths, small_onnx, tmp_path
                         sut=SUTConfig(scenario="Offline", batcher=batcher, response_rows=rows),
                         loadgen=LoadGenConfig(scenario="Offline"), modes=("accuracy",), output_dir=tmp_path,
                         run_name=name, max_examples=400)
-        res = run_benchmark(cfg, progress=False)
+        res = run(cfg, progress=False)
         log = read_accuracy_log(res.run_dir / "accuracy" / "mlperf_log_accuracy.json")
         results[name] = (res.accuracy, log)
     (a1, log1), (a2, log2) = results["batch1-384"], results["sorted"]
-    assert a1.questions_scored == a2.questions_scored == 400
+    assert a1.questions_total == a2.questions_total == 400 and not a1.full_dev
     assert abs(a1.f1 - a2.f1) <= F1_TOLERANCE
     assert sorted(log1) == sorted(log2)
     worst = 0.0

@@ -175,6 +175,10 @@ def test_cli_models_table(capsys, monkeypatch, tmp_path):
     out = capsys.readouterr().out
     assert "minilm-l6-squad" in out and str(MINILM) in out
     assert re.search(r"bert-large-onnx-int8\s*│\s*onnx\s*│\s*int8\s*│\s*90\.067\s*│\s*not downloaded", out)
+    # the dev set that `run` reads from ../shared by default is listed there (was "not downloaded")
+    shared_data = MINILM.parent.parent / "data"
+    assert re.search(r"squad-dev\s*│\s*dataset\s*│\s*│\s*│\s*verified\s*│\s*" + re.escape(str(shared_data)), out)
+    assert not (shared_data / ".mlperf-bert-files.json").exists()  # nothing written into ../shared
 
 
 def test_cli_models_missing_dir(capsys, tmp_path):

@@ -311,7 +311,7 @@ def test_ptq_entropy_calibration_is_selectable(small_onnx, dev, calibration, tmp
     cal_path.write_text(f"{calibration.indices[0]}\n{calibration.indices[1]}\n")
     cal = read_calibration_list(cal_path, len(dev[1]))
     entropy = quantize_ptq(small_onnx, tmp_path / "e", dev[1], cal, PtqConfig(method="entropy"))
-    assert entropy["settings"]["method"] == "entropy" and entropy["results"]["quantized_weights"] == 36
+    assert entropy.extra["settings"]["method"] == "entropy" and entropy.extra["results"]["quantized_weights"] == 36
     percentile = quantize_ptq(small_onnx, tmp_path / "p", dev[1], cal, PtqConfig())
     # different calibrations give different activation scales
     def scales(path):
@@ -321,7 +321,7 @@ def test_ptq_entropy_calibration_is_selectable(small_onnx, dev, calibration, tmp
 
     a, b = scales(tmp_path / "e"), scales(tmp_path / "p")
     assert a.keys() == b.keys() and sum(abs(a[k] - b[k]) > 1e-6 * b[k] for k in a) > len(a) // 2
-    assert percentile["calibration"]["samples"] == 2
+    assert percentile.extra["calibration"]["samples"] == 2
 
 
 # --- SmoothQuant before PTQ ------------------------------------------------------------------------

@@ -76,3 +76,25 @@ def test_report_renders_in_headless_chromium(runs, tmp_path):
 
     assert near((0x1F, 0x77, 0xB4)) > 500  # histogram bars (matplotlib C0)
     assert near((0x94, 0x67, 0xBD)) > 200  # throughput line (C4)
+
+
+def test_default_run_report_has_trace_plots(tmp_path):
+    """No --trace: a performance run planned at <= 500 samples/s writes LoadGen's trace by default (it costs
+    under 1% of the throughput), so its report has the histogram and the throughput plot."""
+    from fakes import registry_with_fakes, synthetic_features
+    from mlperf_bert.backends.base import BackendConfig
+    from mlperf_bert.config import DataPaths
+    from mlperf_bert.loadgen.settings import LoadGenConfig
+    from mlperf_bert.runner import RunConfig, run
+
+    examples, feats = synthetic_features(50)
+    cfg = RunConfig(data=DataPaths(tmp_path / "x", tmp_path / "y", tmp_path), backend=BackendConfig(name="echo"),
+                    loadgen=LoadGenConfig(rules="quick", quick_duration_s=0.2, expected_qps=400),
+                    modes=("performance",), output_dir=tmp_path / "runs", run_name="default", probe=False)
+    res = run(cfg, registry=registry_with_fakes(), load_data=lambda *_: (examples, feats))
+    assert res.info["performance_trace"]["enabled"] is True
+    assert (res.run_dir / "performance" / "mlperf_log_trace.json").stat().st_size > 0
+    out = tmp_path / "r.html"
+    assert cli_main(["report", str(res.run_dir), "-o", str(out)]) == 0
+    page = out.read_text()
+    assert 'id="latency-histogram-0"' in page and 'id="throughput-0"' in page

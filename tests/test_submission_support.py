@@ -16,8 +16,8 @@ from fakes import synthetic_features
 from mlperf_bert.backends.base import BackendConfig, BackendOption, BackendSpec
 from mlperf_bert.backends.registry import BackendRegistry
 from mlperf_bert.config import DataPaths
-from mlperf_bert.logs.settings import LoadGenConfig
-from mlperf_bert.runner import RunConfig, run_benchmark
+from mlperf_bert.loadgen.settings import LoadGenConfig
+from mlperf_bert.runner import RunConfig, run
 from mlperf_bert.sut.batcher import BatcherConfig
 from mlperf_bert.sut.sut import SUTConfig
 
@@ -96,7 +96,7 @@ def quick_run(out: Path, shared: Path, *, name: str = "run", scenario: str = "Of
                               expected_qps=expected_qps, expected_latency_ms=0.5, trace=trace),
         modes=tuple(modes), output_dir=out, run_name=name, probe=False, accuracy_target=accuracy_target,
     )
-    return run_benchmark(cfg, registry=reg or registry(), load_data=lambda *a: (examples, feats), progress=False)
+    return run(cfg, registry=reg or registry(), load_data=lambda *a: (examples, feats), progress=False)
 
 
 def scorer_for(shared: Path):

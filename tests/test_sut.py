@@ -11,9 +11,10 @@ from fakes import EchoBackend, registry_with_fakes, synthetic_features
 from mlperf_bert.backends.base import BackendConfig
 from mlperf_bert.config import DataPaths
 from mlperf_bert.errors import BackendFailure, ConfigError
-from mlperf_bert.logs.settings import LoadGenConfig
+from mlperf_bert.loadgen.settings import LoadGenConfig
 from mlperf_bert.qsl.qsl import SquadQSL
-from mlperf_bert.runner import RunConfig, _run_loadgen, run_benchmark
+from mlperf_bert.loadgen.session import run_test
+from mlperf_bert.runner import RunConfig, run
 from mlperf_bert.sut.batcher import BatcherConfig
 from mlperf_bert.sut.sut import SUTConfig, check_scenario
 
@@ -40,7 +41,7 @@ def test_accuracy_mode_returns_each_samples_own_logits(tmp_path, data, scenario,
     lg_cfg = LoadGenConfig(scenario=scenario, mode="accuracy", rules="quick", expected_qps=20000,
                            expected_latency_ms=0.05)
     with SquadQSL(feats) as qsl:
-        sut = _run_loadgen(backend, qsl, sut_cfg, lg_cfg, tmp_path)
+        sut = run_test(backend, qsl, sut_cfg, lg_cfg, tmp_path).sut
     assert sut.error is None
     assert sut.samples_completed == N
     entries = _accuracy_entries(tmp_path / "mlperf_log_accuracy.json")
@@ -72,7 +73,7 @@ def test_performance_run_produces_summary(tmp_path, data, scenario):
         loadgen=LoadGenConfig(scenario=scenario, rules="quick", quick_duration_s=0.5),
         modes=("performance",), output_dir=tmp_path / "runs", run_name="r",
     )
-    res = run_benchmark(cfg, registry=registry_with_fakes(), load_data=lambda *a: (examples, feats))
+    res = run(cfg, registry=registry_with_fakes(), load_data=lambda *a: (examples, feats))
     assert res.run_dir == tmp_path / "runs" / "r"
     summary = (res.run_dir / "performance" / "mlperf_log_summary.txt").read_text()
     assert f"Scenario : {scenario}" in summary
@@ -95,7 +96,7 @@ def test_backend_failure_completes_all_samples_and_fails_the_run(tmp_path, data)
         modes=("performance",), output_dir=tmp_path / "runs", run_name="bad", probe=False,
     )
     with pytest.raises(BackendFailure, match="simulated accelerator fault"):
-        run_benchmark(cfg, registry=registry_with_fakes(), load_data=lambda *a: (examples, feats))
+        run(cfg, registry=registry_with_fakes(), load_data=lambda *a: (examples, feats))
     failed = tmp_path / "runs" / "bad.failed"
     assert (failed / "performance" / "mlperf_log_summary.txt").is_file()  # LoadGen finished, logs kept
     info = json.loads((failed / "run.json").read_text())

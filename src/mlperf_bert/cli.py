@@ -1,20 +1,26 @@
 """The ``mlperf-bert`` command line.
 
 Every subcommand lives in its own module under ``mlperf_bert.commands`` and exposes
-``register(subparsers, registry) -> None`` (``registry``: the one ``BackendRegistry`` of the process); the parser it adds sets ``func(args) -> int``. Modules are imported
+``register(subparsers, registry) -> None`` (``registry``: the one ``BackendRegistry`` of the process); the
+parser it adds sets ``func(args) -> int``. Modules are imported
 here by name, so a subcommand's heavy imports (torch, onnxruntime, tensorflow) happen only inside its
-``func``. Any ``HarnessError`` becomes one line on stderr and exit code 2.
+``func``. Any ``HarnessError`` becomes one line on stderr and exit code 2; Ctrl-C becomes one line and
+exit code 130.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from mlperf_bert import __version__
 from mlperf_bert.backends.registry import BackendRegistry
-from mlperf_bert.errors import HarnessError
+from mlperf_bert.errors import HarnessError, RunInterrupted
+
+#: Exit code after Ctrl-C (128 + SIGINT, the shell's convention).
+EXIT_INTERRUPTED = 130
 
 #: Subcommand modules, in the order ``--help`` lists them.
 COMMANDS = (
@@ -31,6 +37,7 @@ COMMANDS = (
     "find_peak",
     "submission",
     "check",
+    "submit",
     "report",
     "bench",
     "quantize",
@@ -65,7 +72,14 @@ def build_parser(registry: BackendRegistry | None = None) -> argparse.ArgumentPa
 
 
 def main(argv: list[str] | None = None, registry: BackendRegistry | None = None) -> int:
-    """Entry point of the console script; returns the process exit code (0 ok, 1 failed check, 2 error)."""
+    """Entry point of the console script; returns the process exit code (0 ok, 1 failed check, 2 error,
+    130 interrupted; after an interrupt that left LoadGen's thread running the process ends here with
+    ``os._exit(130)``).
+
+    Args:
+        argv: the arguments (default: ``sys.argv[1:]``).
+        registry: the backends (default: the installed ones, from their entry points).
+    """
     parser = build_parser(registry)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -76,9 +90,16 @@ def main(argv: list[str] | None = None, registry: BackendRegistry | None = None)
     except HarnessError as exc:
         print(f"mlperf-bert {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"mlperf-bert {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # RunInterrupted says where the run stopped and what it left
+        print(f"mlperf-bert {args.command}: {exc if isinstance(exc, RunInterrupted) else 'interrupted'}",
+              file=sys.stderr, flush=True)
+        if getattr(exc, "threads_running", False):
+            # LoadGen's thread (or a SUT worker inside the backend) still runs: leave now, without the C++
+            # static destructors that would run under it at a normal exit.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(EXIT_INTERRUPTED)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

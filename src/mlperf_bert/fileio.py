@@ -6,6 +6,7 @@
 - ``file_sha256`` / ``fingerprint``: sha256 of a file, or of a model folder's files (name + bytes), for cache
   keys and manifests.
 - ``read_json``: a JSON file or one line saying which file is missing, unreadable or malformed (and where).
+- ``save_npz`` / ``load_npz``: array caches keyed by a content hash (features of the dev and train sets).
 """
 
 from __future__ import annotations
@@ -16,10 +17,13 @@ import hashlib
 import json
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from mlperf_bert.errors import DataError, HarnessError
+import numpy as np
+
+from mlperf_bert.errors import DataError, UnwritableFolder
 
 _BLOCK = 1 << 20  # bytes per hash update
 #: Files of a model folder that make up its content (weights, graphs, configs, vocab).
@@ -41,14 +45,14 @@ def atomic_path(path: Path) -> Iterator[Path]:
     is created. The file gets ``file_mode()``.
 
     Raises:
-        HarnessError: the folder cannot be written (one line naming it).
+        UnwritableFolder: the folder cannot be created or written (one line naming it).
     """
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
-        raise HarnessError(f"cannot write in {path.parent}: {exc.strerror or exc}") from None
+        raise UnwritableFolder(path.parent, exc.strerror or str(exc)) from None
     os.close(fd)
     tmp = Path(name)
     try:
@@ -173,3 +177,21 @@ def fingerprint(path: Path) -> str:
     except OSError as exc:
         raise DataError(f"{path}: cannot read {exc.filename} ({exc.strerror})") from None
     return h.hexdigest()
+
+
+def save_npz(path: Path, key: str, arrays: dict[str, np.ndarray]) -> None:
+    """Write ``arrays`` and their cache ``key`` (a content hash) as an uncompressed ``.npz``, atomically."""
+    with atomic_path(path) as tmp, tmp.open("wb") as fh:
+        np.savez(fh, cache_key=np.array(key), **arrays)
+
+
+def load_npz(path: Path, key: str, names: list[str] | tuple[str, ...]) -> dict[str, np.ndarray] | None:
+    """The arrays ``names`` of a ``save_npz`` file, or None when it is absent, unreadable, corrupt or was
+    written for another ``key`` (a stale cache is rebuilt, never trusted)."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if str(npz["cache_key"]) != key:
+                return None
+            return {name: npz[name] for name in names}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None

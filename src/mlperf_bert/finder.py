@@ -42,7 +42,7 @@ import numpy as np
 from mlperf_bert.errors import ConfigError
 from mlperf_bert.logs.early_stopping import max_overlatency, min_queries
 from mlperf_bert.logs.parse import PerfResult, read_detail_log
-from mlperf_bert.logs.settings import SERVER_TARGET_LATENCY_NS
+from mlperf_bert.loadgen.settings import SERVER_TARGET_LATENCY_NS
 from mlperf_bert.logs.trace import fifo_service_times_ms, read_trace
 
 FIND_PEAK_SCENARIOS = ("Server", "Offline", "SingleStream")
@@ -301,15 +301,15 @@ def find_peak_server(base, finder: FinderConfig = FinderConfig(), *, name: str |
             modes and run name are replaced).
         finder: search settings.
         name: folder name under ``base.output_dir`` (default ``find-peak-<utc time>``).
-        registry / load_data / progress / on_event: as ``runner.run_benchmark``.
+        registry / load_data / progress / on_event: as ``runner.run``.
 
     Returns:
         ``PeakResult`` with the confirmed QPS (0 when nothing was confirmed; ``reason`` says why).
     """
     from mlperf_bert.backends.registry import BackendRegistry
-    from mlperf_bert.logs.settings import LoadGenConfig
+    from mlperf_bert.loadgen.settings import LoadGenConfig
     from mlperf_bert.qsl.qsl import SquadQSL
-    from mlperf_bert.runner import probe_throughput, run_benchmark, subset_features
+    from mlperf_bert.runner import probe_throughput, run, subset_features
     from mlperf_bert.submission.checker import performance_findings
 
     if base.sut.scenario != "Server":
@@ -334,7 +334,7 @@ def find_peak_server(base, finder: FinderConfig = FinderConfig(), *, name: str |
     say(f"probe: {upper:.1f} samples/s with the Server batching; searching below that")
     result = PeakResult("Server", 0.0, "samples/s", "", folder, probe_qps=upper)
 
-    def run(qps: float, seconds: float, run_name: str, rules: str, trace: bool, queries: int | None = None):
+    def trial(qps: float, seconds: float, run_name: str, rules: str, trace: bool, queries: int | None = None):
         lg = LoadGenConfig(scenario="Server", mode="performance", rules=rules, expected_qps=qps,
                            quick_duration_s=seconds, min_duration_s=seconds if rules != "quick" else None,
                            min_query_count=queries,
@@ -342,7 +342,7 @@ def find_peak_server(base, finder: FinderConfig = FinderConfig(), *, name: str |
                            performance_sample_count=base.loadgen.performance_sample_count)
         cfg = dataclasses.replace(base, loadgen=lg, modes=("performance",), output_dir=folder,
                                   run_name=run_name, probe=False)
-        res = run_benchmark(cfg, registry=registry, load_data=lambda *a: (examples, features), progress=False)
+        res = run(cfg, registry=registry, load_data=lambda *a: (examples, features), progress=False)
         detail = read_detail_log(res.run_dir / "performance" / "mlperf_log_detail.txt")
         return res, detail
 
@@ -378,7 +378,7 @@ def find_peak_server(base, finder: FinderConfig = FinderConfig(), *, name: str |
     qps = upper * finder.start_fraction
     bar = _progress(progress, finder.max_trials, "find-peak trials")
     for i in range(finder.max_trials):
-        res, detail = run(qps, finder.trial_s, f"trial-{i + 1:02d}-{qps:.2f}qps", "quick", modelled)
+        res, detail = trial(qps, finder.trial_s, f"trial-{i + 1:02d}-{qps:.2f}qps", "quick", modelled)
         if modelled:
             measure(res.run_dir)
         ok, why = _trial_ok(res.performance, detail, finder.latency_bound_ms)
@@ -404,7 +404,7 @@ def find_peak_server(base, finder: FinderConfig = FinderConfig(), *, name: str |
             break
         seconds = max(finder.confirm_s, queries / target)
         say(f"confirming {target:.2f} QPS for {seconds:.0f} s (at least {queries:,} queries) ...")
-        res, detail = run(target, finder.confirm_s, f"confirm-{k + 1}-{target:.2f}qps", "current", True, queries)
+        res, detail = trial(target, finder.confirm_s, f"confirm-{k + 1}-{target:.2f}qps", "current", True, queries)
         ok, why = _trial_ok(res.performance, detail, finder.latency_bound_ms)
         findings = performance_findings(detail, "current", res.run_dir / "performance" / "mlperf_log_detail.txt",
                                         root=folder)
@@ -474,7 +474,7 @@ def probe_expected(base, seconds: float = 10.0, *, name: str | None = None, regi
         base: ``runner.RunConfig`` with scenario Offline or SingleStream.
         seconds: minimum duration of the run.
     """
-    from mlperf_bert.runner import run_benchmark
+    from mlperf_bert.runner import run
 
     scenario = base.sut.scenario
     if scenario not in ("Offline", "SingleStream"):
@@ -486,7 +486,7 @@ def probe_expected(base, seconds: float = 10.0, *, name: str | None = None, regi
     lg = dataclasses.replace(base.loadgen, mode="performance", rules="quick", quick_duration_s=seconds)
     cfg = dataclasses.replace(base, loadgen=lg, modes=("performance",), output_dir=folder, run_name="probe",
                               probe=True)
-    res = run_benchmark(cfg, registry=registry, load_data=load_data, progress=progress, on_event=on_event)
+    res = run(cfg, registry=registry, load_data=load_data, progress=progress, on_event=on_event)
     p = res.performance
     if scenario == "Offline":
         out = PeakResult("Offline", p.samples_per_second, "samples/s",

@@ -1,37 +1,40 @@
 """The one orchestrator: features -> QSL -> backend -> SUT -> LoadGen -> accuracy -> run folder.
 
 Every run writes into its own folder ``<output_dir>/<name>``: it is built as ``<name>.partial`` and renamed
-when the run ends (``<name>.failed`` if it raised), so a finished folder is always complete and a failed
-run's logs are kept. The folder holds one sub-folder per LoadGen test (``accuracy/``, ``performance/``)
-with LoadGen's logs, accuracy.txt and predictions.json, and ``run.json`` with the resolved settings,
-versions, machine and headline results.
+when the run ends: ``<name>`` when it completed, ``<name>.failed`` if it raised, ``<name>.interrupted`` after
+Ctrl-C, so a finished folder is always complete and the logs of a failed or interrupted run are kept (as
+far as LoadGen got). The folder holds one sub-folder per LoadGen test (``accuracy/``, ``performance/``)
+with LoadGen's logs, accuracy.txt and predictions.json, and ``run.json`` with the resolved settings (each
+LoadGen setting with its source), versions, machine, headline results, ``status`` (``complete``,
+``failed``, ``interrupted``) and, when not complete, the ``phase`` it stopped in. No folder is made
+before the features and the backend are ready, so a run stopped while they load leaves nothing behind.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import platform
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import mlperf_loadgen as lg
 import numpy as np
 
-from mlperf_bert import __version__
+from mlperf_bert import machine
 from mlperf_bert.backends.base import BackendConfig
 from mlperf_bert.backends.registry import BackendRegistry
 from mlperf_bert.config import DataPaths, SquadConfig
-from mlperf_bert.errors import BackendFailure, ConfigError
+from mlperf_bert.errors import BackendFailure, ConfigError, RunInterrupted
+from mlperf_bert.fileio import write_json_atomic
+from mlperf_bert.loadgen.session import interrupts_deferred, run_test
+from mlperf_bert.loadgen.settings import SOURCE_PROBE, LoadGenConfig
 from mlperf_bert.logs.parse import PerfResult, perf_result, read_detail_log
-from mlperf_bert.logs.settings import LoadGenConfig, build_log_settings, build_test_settings
 from mlperf_bert.qsl.qsl import SquadQSL
 from mlperf_bert.squad.types import Example, Features
 from mlperf_bert.sut.batcher import plan_batches
-from mlperf_bert.sut.sut import BertSUT, SUTConfig
+from mlperf_bert.sut.sut import SUTConfig
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,7 @@ class RunConfig:
         max_examples: use only the first N questions (and their features); None = all.
         probe: size the performance run from a short probe when no expected QPS/latency is given.
         accuracy_dtype: dtype of the responses in the accuracy log (``float32``).
-        accuracy_target: the benchmark's F1 target (``submission.benchmark.AccuracyTarget``), or None;
+        accuracy_target: the benchmark's F1 target (``accuracy.targets.AccuracyTarget``), or None;
             recorded in run.json and shown in the summary.
     """
 
@@ -157,69 +160,109 @@ def backend_record(registry: BackendRegistry, config: BackendConfig, backend) ->
     return record
 
 
-def _versions() -> dict:
-    import importlib.metadata as md
-
-    out = {"mlperf_bert": __version__, "python": platform.python_version()}
-    for pkg in ("mlcommons-loadgen", "numpy", "tokenizers", "onnxruntime", "torch", "transformers",
-                "tensorflow-cpu", "tensorflow"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            pass
-    return out
+#: Suffixes of a run folder's states (``<name>`` itself = complete).
+FOLDER_STATES = (".partial", ".failed", ".interrupted")
 
 
-def machine_info() -> dict:
-    """CPU model, logical CPUs, memory (GiB) and OS of this machine, read from /proc where available."""
-    info = {"os": platform.platform(), "logical_cpus": os.cpu_count()}
+def check_output_dir(out: Path) -> None:
+    """Refuse an output folder that cannot be written, before any work and without creating anything.
+
+    The folder itself (or, when it does not exist yet, its nearest existing parent) must accept a new
+    file: one is created and removed there.
+
+    Raises:
+        ConfigError: one line naming the folder.
+    """
+    out = Path(out)
+    probe_dir = out
+    while not probe_dir.exists() and probe_dir != probe_dir.parent:
+        probe_dir = probe_dir.parent
+    if not probe_dir.is_dir():
+        raise ConfigError(f"--output-dir {out}: {probe_dir} is a file, not a folder")
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                info["cpu"] = line.split(":", 1)[1].strip()
-                break
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                info["memory_gib"] = round(int(line.split()[1]) / 2**20, 1)
-                break
-    except OSError:
-        pass
-    return info
+        fd, tmp = tempfile.mkstemp(prefix=".mlperf-bert-write-test-", dir=probe_dir)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise ConfigError(f"--output-dir {out}: cannot write in {probe_dir} ({exc.strerror or exc}); "
+                          "pass a writable --output-dir") from None
 
 
-def _jsonable(obj: Any) -> Any:
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {k: _jsonable(v) for k, v in dataclasses.asdict(obj).items()}
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, (np.integer, np.floating)):
-        return obj.item()
-    return obj
+def _taken(out: Path, name: str) -> Path | None:
+    for suffix in ("", *FOLDER_STATES):
+        p = out / (name + suffix)
+        if p.exists():
+            return p
+    return None
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write ``data`` as indented JSON to ``path`` via a temporary file and ``os.replace``."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(_jsonable(data), indent=2) + "\n")
-    os.replace(tmp, path)
+def check_run_name(out: Path, name: str | None) -> None:
+    """Refuse a chosen run name whose folder exists in any state (auto-generated names get a suffix later).
+
+    Raises:
+        ConfigError: one line naming the folder.
+    """
+    if name is not None and (taken := _taken(Path(out), name)) is not None:
+        raise _clash(taken)
 
 
-def _run_loadgen(backend, qsl: SquadQSL, sut_cfg: SUTConfig, lg_cfg: LoadGenConfig, outdir: Path,
-                 sut_class: type = BertSUT) -> BertSUT:
-    outdir.mkdir(parents=True, exist_ok=True)
-    settings = build_test_settings(lg_cfg)
-    log_settings = build_log_settings(outdir, trace=lg_cfg.trace)
-    audit = str(lg_cfg.audit_conf) if lg_cfg.audit_conf else str(outdir / "audit.config")
-    with sut_class(backend, qsl, sut_cfg) as sut:
-        lg.StartTestWithLogSettings(sut.handle, qsl.handle, settings, log_settings, audit)
-    return sut
+def _clash(path: Path) -> ConfigError:
+    if path.name.endswith(".partial"):
+        why = "a run with this --run-name is running, or one was killed"
+    else:
+        why = "a run with this name exists"
+    return ConfigError(f"run folder {path} already exists ({why}); pick another --run-name or remove it")
 
 
-def run_benchmark(cfg: RunConfig, *, registry: BackendRegistry | None = None,
+def make_run_dir(out: Path, name: str, *, auto: bool) -> tuple[str, Path]:
+    """Create ``<out>/<name>.partial`` exclusively and return (name, that folder).
+
+    A name whose folder exists in any state (complete, ``.partial``, ``.failed``, ``.interrupted``) is
+    taken: an auto-generated name then gets the next free suffix (``-2``, ``-3``, ...); a name the user
+    chose is refused. ``mkdir`` without ``exist_ok`` is the lock, so two runs started at once with the
+    same name cannot share a folder.
+
+    Raises:
+        ConfigError: the chosen name is taken, or the folder cannot be created (one line each).
+    """
+    out = Path(out)
+    base = name
+    for k in range(1, 1000):
+        name = base if k == 1 else f"{base}-{k}"
+        taken = _taken(out, name)
+        if taken is None:
+            work = out / (name + ".partial")
+            try:
+                out.mkdir(parents=True, exist_ok=True)
+                work.mkdir()
+                return name, work
+            except FileExistsError:
+                taken = work
+            except OSError as exc:
+                raise ConfigError(f"--output-dir {out}: cannot create the run folder {work.name} "
+                                  f"({exc.strerror or exc}); pass a writable --output-dir") from None
+        if not auto:
+            raise _clash(taken)
+    raise ConfigError(f"no free run folder name {base}-N under {out}; pass --run-name")
+
+
+def _finish_dir(work_dir: Path, final_dir: Path, status: str) -> Path:
+    """Rename the ``.partial`` folder to its final state; a target that appeared meanwhile gets a suffix."""
+    target = final_dir if status == "complete" else final_dir.with_name(f"{final_dir.name}.{status}")
+    k = 2
+    while True:
+        try:
+            os.rename(work_dir, target)  # never replaces an existing (non-empty) folder
+            return target
+        except OSError:
+            if not target.exists() or k > 99:
+                raise
+            stem = final_dir.name + f"-{k}"
+            target = final_dir.with_name(stem if status == "complete" else f"{stem}.{status}")
+            k += 1
+
+
+def run(cfg: RunConfig, *, registry: BackendRegistry | None = None,
                   load_data: Callable | None = None, progress: bool = True,
                   on_event: Callable[[str], None] | None = None) -> RunResult:
     """Run the configured LoadGen tests and return their headlines.
@@ -233,46 +276,77 @@ def run_benchmark(cfg: RunConfig, *, registry: BackendRegistry | None = None,
         on_event: called with one-line status messages (the CLI prints them).
 
     Raises:
-        HarnessError subclasses: bad data/model/config (before LoadGen starts), or BackendFailure when the
-        backend raised during the test (the run folder is then kept as ``<name>.failed``).
+        HarnessError subclasses: bad data/model/config (before LoadGen starts; an unwritable output folder
+        or a run name in use among them), or BackendFailure when the backend raised during the test (the
+        run folder is then kept as ``<name>.failed``).
+        RunInterrupted: Ctrl-C (the folder, if one was made, is kept as ``<name>.interrupted``).
     """
     say = on_event or (lambda msg: None)
     registry = registry or BackendRegistry.from_entry_points()
     if load_data is None:
         from mlperf_bert.squad.cache import load_features as load_data
     t_start = time.time()
-    examples, features = load_data(cfg.data, cfg.squad, progress)
-    examples, features = subset_features(examples, features, cfg.max_examples)
-    say(f"{len(features):,} features from {len(examples):,} questions ({cfg.data.dataset})")
-
-    backend_cfg = registry.prepare(cfg.backend, say)  # export / graph optimization, once (cached)
-    backend = registry.load(backend_cfg)
+    out = Path(cfg.output_dir)
+    check_output_dir(out)
+    check_run_name(out, cfg.run_name)
+    auto = cfg.run_name is None
     name = cfg.run_name or time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + f"-{cfg.backend.name}-{cfg.sut.scenario}"
-    final_dir = Path(cfg.output_dir) / name
-    if final_dir.exists():
-        raise ConfigError(f"run folder already exists: {final_dir}; pick another --run-name")
-    work_dir = final_dir.with_name(name + ".partial")
-    work_dir.mkdir(parents=True, exist_ok=False)
+
+    phase = "features"
+    backend = None
+    try:
+        say(f"reading {cfg.data.dataset} into features (cached by content in {cfg.data.cache_dir}) ...")
+        examples, features = load_data(cfg.data, cfg.squad, progress)
+        examples, features = subset_features(examples, features, cfg.max_examples)
+        say(f"{len(features):,} features from {len(examples):,} questions ({cfg.data.dataset})")
+        phase = "backend"
+        backend_cfg = registry.prepare(cfg.backend, say)  # export / graph optimization, once (cached)
+        backend = registry.load(backend_cfg)
+    except KeyboardInterrupt as exc:
+        if backend is not None:
+            backend.close()
+        raise _interrupted(exc, phase, None) from None
+
+    try:
+        name, work_dir = make_run_dir(out, name, auto=auto)
+    except BaseException:
+        backend.close()
+        raise
+    final_dir = out / name
     result = RunResult(run_dir=final_dir)
     info: dict[str, Any] = {
-        "config": cfg, "versions": _versions(), "machine": machine_info(),
+        "config": cfg, "versions": machine.package_versions(), "machine": machine.machine_summary(),
         "backend": backend_record(registry, backend_cfg, backend),
         "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t_start)),
         "features": len(features), "questions": len(examples),
     }
     failed: BaseException | None = None
+    keep_backend = False
     try:
         with SquadQSL(features, cfg.loadgen.performance_sample_count) as qsl:
             for mode in cfg.modes:
                 lg_cfg = dataclasses.replace(cfg.loadgen, mode=mode)
-                if mode == "performance" and cfg.probe and _needs_probe(lg_cfg):
-                    say("probing throughput to size the performance run ...")
+                if mode == "performance":
+                    info["host_load"] = machine.sample_host_load().to_dict()  # before the probe and the run
+                if mode == "performance" and cfg.probe and not lg_cfg.sets_expected():
+                    phase = "probe"
+                    say("probing throughput to size the performance run (nothing in user.conf or the flags "
+                        "sets the expected load) ...")
                     result.probe = probe_throughput(backend, qsl, cfg.sut)
                     lg_cfg = _apply_probe(lg_cfg, result.probe)
                     info["probe"] = result.probe
+                phase = mode
                 say(f"LoadGen {cfg.sut.scenario} {mode} run ({lg_cfg.rules} rules) ...")
-                sut = _run_loadgen(backend, qsl, cfg.sut, lg_cfg, work_dir / mode)
                 info[f"{mode}_loadgen"] = lg_cfg
+                try:
+                    outcome = run_test(backend, qsl, cfg.sut, lg_cfg, work_dir / mode, progress=progress)
+                except RunInterrupted as exc:
+                    if exc.outcome is not None:
+                        _record_settings(info, mode, exc.outcome)
+                    keep_backend = exc.threads_running
+                    raise
+                _record_settings(info, mode, outcome)
+                sut = outcome.sut
                 if sut.error is not None:
                     raise BackendFailure(f"backend {cfg.backend.name!r} failed during the {mode} run: "
                                          f"{str(sut.error).splitlines()[0] if str(sut.error) else type(sut.error).__name__}"
@@ -281,36 +355,57 @@ def run_benchmark(cfg: RunConfig, *, registry: BackendRegistry | None = None,
                     from mlperf_bert.accuracy.evaluate import evaluate_accuracy_log
                     from mlperf_bert.squad.tokenization import load_vocab
 
+                    phase = "scoring"
                     say("scoring the accuracy log ...")
                     result.accuracy = evaluate_accuracy_log(
                         work_dir / mode / "mlperf_log_accuracy.json", examples, features,
                         load_vocab(cfg.data.vocab), cfg.squad, work_dir / mode)
-                    info["accuracy"] = {k: v for k, v in dataclasses.asdict(result.accuracy).items()
-                                        if k != "predictions"}  # predictions.json holds those
+                    info["accuracy"] = result.accuracy.to_dict()
                 else:
                     result.performance = perf_result(read_detail_log(work_dir / mode / "mlperf_log_detail.txt"))
                     info["performance"] = result.performance.to_dict()
     except BaseException as exc:
         failed = exc
+        if isinstance(exc, KeyboardInterrupt):
+            failed = _interrupted(exc, phase, None)
+            keep_backend = keep_backend or failed.threads_running
+            if failed is not exc:
+                raise failed from None
         raise
     finally:
-        backend.close()
-        info["finished_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        info["wall_seconds"] = round(time.time() - t_start, 3)
-        if failed is not None:
-            info["error"] = f"{type(failed).__name__}: {failed}"
-        write_json_atomic(work_dir / "run.json", info)
-        target = final_dir if failed is None else final_dir.with_name(name + ".failed")
-        os.replace(work_dir, target)
-        result.run_dir = target
+        with interrupts_deferred():
+            if not keep_backend:  # a worker may still be inside the backend; the process exits anyway
+                backend.close()
+            status = "complete" if failed is None else (
+                "interrupted" if isinstance(failed, KeyboardInterrupt) else "failed")
+            info["status"] = status
+            if failed is not None:
+                info["phase"] = phase
+            info["finished_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            info["wall_seconds"] = round(time.time() - t_start, 3)
+            if failed is not None and status == "failed":
+                info["error"] = f"{type(failed).__name__}: {failed}"
+            write_json_atomic(work_dir / "run.json", info)
+            result.run_dir = _finish_dir(work_dir, final_dir, status)
+            if isinstance(failed, RunInterrupted):
+                failed.run_dir = result.run_dir
     result.info = info
     return result
 
 
-def _needs_probe(c: LoadGenConfig) -> bool:
-    if c.scenario in ("Offline", "Server"):
-        return c.expected_qps is None
-    return c.expected_latency_ms is None
+def _interrupted(exc: BaseException, phase: str, run_dir: Path | None) -> RunInterrupted:
+    """A ``RunInterrupted`` for ``phase`` from a Ctrl-C (plain KeyboardInterrupt or the session's)."""
+    if isinstance(exc, RunInterrupted):
+        exc.phase = exc.phase or phase
+        exc.run_dir = exc.run_dir or run_dir
+        return exc
+    return RunInterrupted(phase=phase, run_dir=run_dir)
+
+
+def _record_settings(info: dict, mode: str, outcome) -> None:
+    """Each effective LoadGen setting with its source, and the trace decision, into run.json."""
+    info[f"{mode}_settings"] = [dataclasses.asdict(s) for s in outcome.settings.effective]
+    info[f"{mode}_trace"] = {"enabled": outcome.trace[0], "why": outcome.trace[1]}
 
 
 OFFLINE_PROBE_MARGIN = 1.25
@@ -326,7 +421,10 @@ def _apply_probe(c: LoadGenConfig, probe: dict) -> LoadGenConfig:
     packing tighter). Server: half the measured throughput (a safe start;
     ``find-peak`` searches the real limit)."""
     if c.scenario == "Offline":
-        return dataclasses.replace(c, expected_qps=OFFLINE_PROBE_MARGIN * probe["samples_per_second"])
+        return dataclasses.replace(c, expected_qps=OFFLINE_PROBE_MARGIN * probe["samples_per_second"],
+                                   origins={**c.origins, "expected_qps": SOURCE_PROBE})
     if c.scenario == "Server":
-        return dataclasses.replace(c, expected_qps=0.5 * probe["samples_per_second"])
-    return dataclasses.replace(c, expected_latency_ms=probe["query_latency_ms"])
+        return dataclasses.replace(c, expected_qps=0.5 * probe["samples_per_second"],
+                                   origins={**c.origins, "expected_qps": SOURCE_PROBE})
+    return dataclasses.replace(c, expected_latency_ms=probe["query_latency_ms"],
+                               origins={**c.origins, "expected_latency_ms": SOURCE_PROBE})

@@ -9,7 +9,8 @@ Like the reference ``accuracy-squad.py`` (``load_loadgen_log``) this also accept
 - float16 responses (reference ``--output_dtype float16``);
 - the transposed [2, n] layout (reference ``--output_transposed``). The bytes alone cannot tell the two
   layouts apart: the reference reshapes to [-1, 2] unless told otherwise, and so does ``layout="rows"``;
-- fewer than ``seq_len`` rows (padding-free SUTs): missing positions get -10000.0, the reference's pad.
+- fewer than ``seq_len`` rows (padding-free SUTs): missing positions get ``PAD_LOGIT`` (-10000.0), the
+  reference's pad (``sut.responses``).
 
 Beyond the reference: a qsl_idx logged twice (TEST01 audit logs, accuracy logs with repeats) keeps its
 first response and is counted (the reference silently keeps the last one, which only differs if the
@@ -25,10 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mlperf_bert.errors import DataError
+from mlperf_bert.errors import DataError, json_error_text
+from mlperf_bert.sut.responses import unpack
 
-#: Value the reference writes into positions a short response does not cover (``load_loadgen_log``).
-PAD_LOGIT = -10000.0
 #: Response element types the harness accepts, little-endian as LoadGen stores the SUT's bytes on x86.
 DTYPES = {"float32": np.dtype("<f4"), "float16": np.dtype("<f2")}
 #: Response layouts: "rows" = [n, 2] row-major (reference default), "transposed" = [2, n].
@@ -111,7 +111,7 @@ def read_accuracy_log(
         raise DataError(f"accuracy log {path} is not UTF-8 JSON; pass the mlperf_log_accuracy.json file") from None
     except json.JSONDecodeError as exc:
         raise DataError(
-            f"accuracy log {path} is not valid JSON ({exc.msg} at char {exc.pos}); "
+            f"accuracy log {path} is not valid JSON ({json_error_text(exc, f'char {exc.pos}')}); "
             "the run may have been interrupted, rerun accuracy mode"
         ) from None
     if not isinstance(entries, list):
@@ -159,9 +159,5 @@ def read_accuracy_log(
                 f"accuracy log {name}: qsl_idx {qsl_idx} has {positions} positions of {dtype}, more than "
                 f"max_seq_length {seq_len}; check --output-dtype"
             )
-        values = np.frombuffer(buf, dtype=elem)
-        pairs = values.reshape(positions, 2) if layout == "rows" else values.reshape(2, positions).T
-        logits = np.full((seq_len, 2), PAD_LOGIT, dtype=np.float32)  # (L, 2)
-        logits[:positions] = pairs
-        out[qsl_idx] = logits
+        out[qsl_idx] = unpack(np.frombuffer(buf, dtype=elem), seq_len, transposed=layout == "transposed")
     return out

@@ -20,11 +20,9 @@ of each example directly (``CandidateTable``, vectorised over all features) and 
 once per question: about 2 s for the whole dev set. ``CandidateTable.spans``/``nbest`` give the full
 reference n-best list when it is wanted (tests, debugging).
 
-Partial logs (TEST01 audit logs, a log cut short): the reference answers every question from the
-features it finds, "empty" for a question none of whose features is in the log. Here a question with no
-feature in the log is *not answered* (left out of the returned dict) so it can be excluded from the
-score; a question with at least one feature present is answered from those features exactly as the
-reference does. With a complete log both give the same predictions.
+Every question of the dataset gets an answer, as in the reference: "empty" when it has no feature at all
+(e.g. an empty context), when none of its features is in the log (partial logs: TEST01 audit logs, a log
+cut short), or when no candidate survives; otherwise the answer comes from the features the log holds.
 
 Example::
 
@@ -467,8 +465,8 @@ def postprocess(
         vocab: WordPiece vocabulary, id -> piece (``load_vocab``).
 
     Returns:
-        qas_id -> answer, in example order, for every question with at least one feature in ``logits``
-        (all questions for a complete log); ``EMPTY_ANSWER`` where no span is valid.
+        qas_id -> answer for every question, in example order; ``EMPTY_ANSWER`` for a question without a
+        feature, without a feature in ``logits``, or without a valid span (the reference's rule).
 
     Raises:
         DataError: a logits key outside the features, or logits of the wrong shape.
@@ -481,8 +479,6 @@ def postprocess(
     for example_idx, feature_ids in enumerate(example_features(features, len(examples))):
         example = examples[example_idx]
         here = [f for f in feature_ids.tolist() if f in present]
-        if not here:
-            continue  # not covered by the log: not answered (see module docstring)
         winner = None
         for f in here:  # strict > keeps the earliest feature on ties, like the reference's stable sort
             if f in best and (winner is None or best[f][0] > best[winner][0]):

@@ -54,6 +54,9 @@ class Backend(Protocol):
         """Release runtime resources (sessions, GPU memory). Idempotent."""
         ...
 
+    # Optional: ``describe() -> dict`` of JSON values (device, execution providers, ...), recorded in
+    # run.json under ``backend.detail``; a submission's system description reads the device from it.
+
 
 @dataclass(frozen=True)
 class BackendConfig:
@@ -78,7 +81,7 @@ class BackendConfig:
 
     def __post_init__(self) -> None:
         if self.threads is not None and self.threads < 1:
-            raise ConfigError(f"--threads must be >= 1 (got {self.threads}); leave it out for all physical cores")
+            raise ConfigError(f"--threads {self.threads}: must be >= 1 (leave it out for every physical core)")
         if self.device not in DEVICES and not self.device.startswith("cuda:"):
             raise ConfigError(f"--device must be one of {', '.join(DEVICES)} or cuda:N, got {self.device!r}")
 
@@ -104,6 +107,7 @@ class BackendOption:
             flag (``--precision``): the CLI offers it once, and each backend checks its own choices.
         stage: ``"load"`` (read by the backend class) or ``"prepare"`` (changes the prepared artifact,
             e.g. graph fusions; read by the spec's ``prepare`` function).
+        minimum: smallest allowed value of a number option, or None.
     """
 
     name: str
@@ -113,6 +117,7 @@ class BackendOption:
     choices: tuple[Any, ...] | None = None
     flag: str | None = None
     stage: str = "load"
+    minimum: float | None = None
 
     def __post_init__(self) -> None:
         if self.type not in _TYPES:
@@ -141,6 +146,8 @@ class BackendOption:
         except (TypeError, ValueError):
             raise ConfigError(f"{self.cli_flag}: backend {backend!r} wants a {_TYPES[self.type]}, "
                               f"got {value!r}") from None
+        if self.minimum is not None and not value >= self.minimum:
+            raise ConfigError(f"{self.cli_flag} {value:g}: must be >= {self.minimum:g}")
         if self.choices is not None and value not in self.choices:
             raise ConfigError(f"{self.cli_flag} {value}: backend {backend!r} accepts "
                               f"{', '.join(map(str, self.choices))}")
@@ -209,6 +216,55 @@ class BackendSpec:
     def resolved_options(self, options: dict[str, Any]) -> dict[str, Any]:
         """Every declared option with the user's value or its default (for run.json)."""
         return {o.name: options.get(o.name, o.default) for o in self.options}
+
+
+def predict_fixed_shape(run: Callable[[list[np.ndarray]], np.ndarray], arrays: list[np.ndarray],
+                        static_batch: int | None, static_length: int | None) -> np.ndarray:
+    """Run a model whose inputs have a fixed batch and/or length (the official files are ``[1, 384]`` or
+    ``[B, 384]``) on a padding-free batch: pad each row to the fixed length (ids, mask and segments 0: masked
+    positions, which change no real token's logits), split into chunks of the fixed batch (the last one padded
+    with empty rows), and cut the logits back to the batch's own shape.
+
+    Args:
+        run: the runtime's call on one chunk, ``[ids, mask, segments]`` each [b, l] -> float32 [b, l, 2].
+        arrays: the batch's three int arrays [B, L].
+        static_batch, static_length: the model's fixed dims, or None where it is dynamic.
+
+    Returns:
+        float32 [B, L, 2], C-contiguous.
+
+    Raises:
+        BackendFailure: the batch is longer than the model's fixed length.
+    """
+    from mlperf_bert.errors import BackendFailure
+
+    b, length = arrays[0].shape
+    run_len = length
+    if static_length is not None:
+        if length > static_length:
+            raise BackendFailure(f"batch length {length} exceeds the model's fixed length {static_length}")
+        run_len = static_length
+        if length < run_len:
+            arrays = [np.pad(a, ((0, 0), (0, run_len - length))) for a in arrays]
+    step = static_batch or max(b, 1)
+    out = np.empty((b, length, 2), dtype=np.float32)  # (B, L, 2)
+    for start in range(0, b, step):
+        chunk = [a[start:start + step] for a in arrays]
+        n = chunk[0].shape[0]
+        if static_batch is not None and n < step:
+            chunk = [np.pad(a, ((0, step - n), (0, 0))) for a in chunk]
+        out[start:start + n] = run(chunk)[:n, :length]
+    return out
+
+
+def static_dims(shape: list) -> tuple[int | None, int | None]:
+    """``(batch, length)`` of a [batch, seq] input shape whose entries are ints (fixed) or anything else
+    (dynamic: a name, None, -1); None for each dynamic dim."""
+    def fixed(d):
+        return d if isinstance(d, int) and d > 0 else None
+
+    dims = list(shape) + [None, None]
+    return fixed(dims[0]), fixed(dims[1])
 
 
 def import_target(target: str, what: str) -> Callable:

@@ -24,7 +24,8 @@ from typing import Callable
 
 import numpy as np
 
-from mlperf_bert.backends.base import BackendConfig, BackendOption, BackendSpec, model_path
+from mlperf_bert.backends.base import (BackendConfig, BackendOption, BackendSpec, model_path,
+                                      predict_fixed_shape, static_dims)
 from mlperf_bert.errors import BackendFailure, BackendUnavailable, ConfigError, ModelError
 from mlperf_bert.machine import physical_cores
 
@@ -118,6 +119,8 @@ class OnnxRuntimeBackend:
         inputs = self.session.get_inputs()
         names = {i.name: i for i in inputs}
         self.input_names = input_convention(set(names), model_path)
+        # A fixed [1, 384] or [B, 384] input (the official files): batches are padded and split to it.
+        self.static_batch, self.static_length = static_dims(names[self.input_names[0]].shape)
         self.input_dtypes = []
         for n in self.input_names:
             t = names[n].type
@@ -149,22 +152,34 @@ class OnnxRuntimeBackend:
                    cache_dir=config.cache_dir)
 
     def predict(self, input_ids: np.ndarray, input_mask: np.ndarray, segment_ids: np.ndarray) -> np.ndarray:
-        """int [B, L] x3 -> float32 [B, L, 2] (start, end)."""
-        feeds = {name: np.asarray(arr, dtype=dt) for name, arr, dt in
-                 zip(self.input_names, (input_ids, input_mask, segment_ids), self.input_dtypes)}
+        """int [B, L] x3 -> float32 [B, L, 2] (start, end). A model with fixed input dims gets the batch padded
+        and split to them (``base.predict_fixed_shape``).
+
+        Raises:
+            BackendFailure: ONNX Runtime failed on the batch, or it is longer than the model's fixed length.
+        """
+        arrays = [np.asarray(arr, dtype=dt) for arr, dt in zip((input_ids, input_mask, segment_ids), self.input_dtypes)]
+        if self.static_batch is None and self.static_length is None:
+            return self._run(arrays)
+        return predict_fixed_shape(self._run, arrays, self.static_batch, self.static_length)
+
+    def _run(self, arrays: list[np.ndarray]) -> np.ndarray:
         try:
-            outs = self.session.run(self.output_names, feeds)
+            outs = self.session.run(self.output_names, dict(zip(self.input_names, arrays)))
         except Exception as exc:  # noqa: BLE001
-            raise BackendFailure(f"onnxruntime failed on a batch of shape {input_ids.shape}: {exc}") from exc
+            raise BackendFailure(f"onnxruntime failed on a batch of shape {arrays[0].shape}: {exc}") from exc
         if self._two_outputs:
             return np.stack(outs, axis=-1).astype(np.float32, copy=False)  # (B, L, 2)
         return np.ascontiguousarray(outs[0], dtype=np.float32)
 
     def describe(self) -> dict:
-        """What run.json records: the provider asked for, the providers the session runs, fp16, the
-        TensorRT engine cache folder."""
-        return {"provider": self.provider, "session_providers": list(self.providers), "fp16": self.fp16,
-                "tensorrt_engine_cache": None if self.engine_cache is None else str(self.engine_cache)}
+        """What run.json records of this backend: the provider asked for, the execution providers the session
+        runs (a submission's system description reads the accelerator from them), fp16, the TensorRT engine
+        cache folder, input names and fixed dims."""
+        return {"provider": self.provider, "providers": list(self.providers), "fp16": self.fp16,
+                "tensorrt_engine_cache": None if self.engine_cache is None else str(self.engine_cache),
+                "input_names": list(self.input_names), "model_file": str(self.model_path),
+                "static_shape": [self.static_batch, self.static_length]}
 
     def close(self) -> None:
         self.session = None

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlperf_bert.backends.base import BackendConfig, BackendOption, BackendSpec, model_path
+from mlperf_bert.backends.base import BackendConfig, BackendOption, BackendSpec, model_path, predict_fixed_shape
 from mlperf_bert.errors import BackendFailure, ConfigError, ModelError
 
 #: Canonical input names (official model.pb, docs/models.md#tensor-names) and accepted aliases (HF naming), in feed
@@ -239,25 +239,10 @@ class TensorFlowBackend:
         arrays = [np.asarray(a) for a in (input_ids, input_mask, segment_ids)]
         if any(a.ndim != 2 or a.shape != arrays[0].shape for a in arrays):
             raise BackendFailure(f"inputs must be three [B, L] arrays of one shape; got {[a.shape for a in arrays]}")
-        b, length = arrays[0].shape
         arrays = [a.astype(self.input_dtype, copy=False) for a in arrays]
-        run_len = length
-        if self.static_length is not None:
-            if length > self.static_length:
-                raise BackendFailure(f"sequence length {length} exceeds the graph's fixed {self.static_length}")
-            run_len = self.static_length
-            if length < run_len:
-                arrays = [np.pad(a, ((0, 0), (0, run_len - length))) for a in arrays]
-        step = self.static_batch or max(b, 1)
-        out = np.empty((b, length, 2), dtype=np.float32)
-        for start in range(0, b, step):
-            chunk = [a[start:start + step] for a in arrays]
-            n = chunk[0].shape[0]
-            if self.static_batch is not None and n < step:
-                chunk = [np.pad(a, ((0, step - n), (0, 0))) for a in chunk]
-            logits = self._run(chunk)
-            out[start:start + n] = logits[:n, :length]
-        return out
+        if self.static_batch is None and self.static_length is None:
+            return np.ascontiguousarray(self._run(arrays))
+        return predict_fixed_shape(self._run, arrays, self.static_batch, self.static_length)
 
     def _run(self, chunk: list[np.ndarray]) -> np.ndarray:
         feed = {t: a for t, a in zip(self._feeds.values(), chunk)}
@@ -270,6 +255,11 @@ class TensorFlowBackend:
         if logits.ndim != 3 or logits.shape[-1] != 2:
             raise BackendFailure(f"model returned logits of shape {logits.shape}; expected [B, L, 2]")
         return logits.astype(np.float32, copy=False)
+
+    def describe(self) -> dict:
+        """What run.json records of this backend: the graph kind, input dtype and any fixed input shape."""
+        return {"kind": self.kind, "input_dtype": str(self.input_dtype),
+                "static_shape": [self.static_batch, self.static_length]}
 
     def close(self) -> None:
         """Close the session (idempotent)."""

@@ -1,8 +1,10 @@
 """``mlperf-bert accuracy --log-file F``: score a LoadGen accuracy log with the official SQuAD v1.1 metric.
 
 The harness's version of the reference ``accuracy-squad.py``: reads ``mlperf_log_accuracy.json``,
-answers the questions (n_best 20, max_answer_length 30), prints EM/F1 and how many questions were
-scored, and with ``--output-dir`` writes ``predictions.json`` and ``accuracy.txt``. Features come from
+answers every question (n_best 20, max_answer_length 30; "empty" where the log holds none of its
+features), prints the reference's EM/F1 line over all questions and, for a partial log (TEST01), also the
+score over the questions it covers; with ``--output-dir`` it writes ``predictions.json`` and
+``accuracy.txt``. Features come from
 the feature cache (built on first use). Exit 0 on success, 2 on a bad or empty log.
 """
 
@@ -63,13 +65,11 @@ def run(args: argparse.Namespace) -> int:
         args.log_file, examples, features, vocab, cfg,
         out_dir=args.output_dir, dtype=args.output_dtype, layout=args.layout,
     )
-    print(result.line)
-    scope = "all" if result.complete else "partial log:"  # e.g. "(all 10570 of 10570 questions, ..."
-    print(
-        f"exact_match {result.exact_match:.4f}  f1 {result.f1:.4f}  "
-        f"({scope} {result.questions_scored} of {result.questions_total} questions, "
-        f"{result.samples_in_log} samples in log)"
-    )
+    from mlperf_bert.accuracy.evaluate import describe
+
+    print(result.line)  # the reference evaluator's line, over every question
+    for line in describe(result):
+        print(line)
     if result.duplicates:
         print(f"{result.duplicates} repeated samples ignored (first kept), "
               f"{result.differing_duplicates} with different outputs")

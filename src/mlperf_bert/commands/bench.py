@@ -24,7 +24,7 @@ def speed_configs(registry) -> dict[str, tuple[str, dict, str]]:
 
 def register(sub: argparse._SubParsersAction, registry) -> None:
     p = sub.add_parser("bench", help="measure configurations side by side (reference-style vs ours vs raw loop)",
-                       description=__doc__ + " See mlperf_bert.bench for what is measured and the FLOP formula.")
+                       description=__doc__ + " See mlperf_bert.speed for what is measured and the FLOP formula.")
     add_data_args(p)
     p.add_argument("--model", type=Path, help="PyTorch/HF model (default: the small model in ../shared)")
     p.add_argument("--int8-model", type=Path, help="an int8 ONNX file for the ort-int8 configuration")
@@ -45,13 +45,12 @@ def register(sub: argparse._SubParsersAction, registry) -> None:
 def main(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from mlperf_bert import bench
+    from mlperf_bert import speed
     from mlperf_bert.backends.base import BackendConfig
     from mlperf_bert.config import SquadConfig
-    from mlperf_bert.machine import physical_cores
     from mlperf_bert.errors import ConfigError
     from mlperf_bert.qsl.qsl import SquadQSL
-    from mlperf_bert.runner import machine_info
+    from mlperf_bert.machine import machine_summary, physical_cores
     from mlperf_bert.squad.cache import load_features
     from mlperf_bert.sut.batcher import BatcherConfig
     from mlperf_bert.sut.sut import SUTConfig
@@ -72,22 +71,22 @@ def main(args: argparse.Namespace) -> int:
                                                paths.cache_dir), say).model
     with open(model / "config.json" if model.is_dir() else model.parent / "bert_config.json") as fh:
         cfg = json.load(fh)
-    shape = bench.ModelShape(cfg["num_hidden_layers"], cfg["hidden_size"], cfg["intermediate_size"])
+    shape = speed.ModelShape(cfg["num_hidden_layers"], cfg["hidden_size"], cfg["intermediate_size"])
     examples, features = load_features(paths, SquadConfig(), True)
     ours = SUTConfig(scenario="Offline", batcher=BatcherConfig(max_batch_size=args.batch_size,
                                                                token_budget=args.token_budget))
-    out: dict = {"machine": machine_info(), "threads": threads, "samples": args.samples, "model": str(model),
+    out: dict = {"machine": machine_summary(), "threads": threads, "samples": args.samples, "model": str(model),
                  "flop_formula": "2*n*L*(4h^2+2hI) + 4*n^2*h*L per sample of n real tokens", "configs": {}}
     print(f"mlperf-bert bench: {out['machine'].get('cpu', '?')}, {threads} threads, {args.samples} samples, "
           f"model {model.name} (L={shape.layers}, h={shape.hidden}, I={shape.intermediate})", flush=True)
     with tempfile.TemporaryDirectory() as tmp, SquadQSL(features) as qsl:
         tmp = Path(tmp)
         ref_backend = registry.load(BackendConfig("onnxruntime", onnx_path, "cpu", threads))
-        a = bench.loadgen_run(ref_backend, qsl, bench.reference_style_sut(), tmp / "a", samples=args.samples)
+        a = speed.loadgen_run(ref_backend, qsl, speed.reference_style_sut(), tmp / "a", samples=args.samples)
         ref_backend.close()
         issued = a["issued"]
         out["reference_style"] = {"samples_per_second": a["samples_per_second"],
-                                  "flops_per_sample_padded": bench.ModelShape.flops(shape, np.array([384]))}
+                                  "flops_per_sample_padded": speed.ModelShape.flops(shape, np.array([384]))}
         print(f"a. reference-style SUT (ORT fp32, batch 1, padded to 384): {a['samples_per_second']:.2f} samples/s",
               flush=True)
         peaks: dict = {}
@@ -97,14 +96,14 @@ def main(args: argparse.Namespace) -> int:
             be_cfg = registry.prepare(BackendConfig(backend_name, mpath, "cpu", threads, dict(options), paths.cache_dir),
                                       say)
             be = registry.load(be_cfg)
-            bench.raw_loop(be, qsl, issued[: min(64, len(issued))], ours.batcher)  # warm-up
-            b = bench.loadgen_run(be, qsl, ours, tmp / name, samples=args.samples)
-            c_s = bench.raw_loop(be, qsl, b["issued"], ours.batcher)
+            speed.raw_loop(be, qsl, issued[: min(64, len(issued))], ours.batcher)  # warm-up
+            b = speed.loadgen_run(be, qsl, ours, tmp / name, samples=args.samples)
+            c_s = speed.raw_loop(be, qsl, b["issued"], ours.batcher)
             c = len(b["issued"]) / c_s
             flops = shape.flops(qsl.lengths[b["issued"]]) / len(b["issued"])
             eff = flops * b["samples_per_second"]
             if gemm not in peaks:
-                peaks[gemm] = bench.gemm_peak(gemm, threads)
+                peaks[gemm] = speed.gemm_peak(gemm, threads)
             row = {"backend": backend_name, "options": options, "model": str(mpath),
                    "loadgen_offline_samples_per_second": b["samples_per_second"],
                    "raw_loop_samples_per_second": c, "b_over_a": b["samples_per_second"] / a["samples_per_second"],
@@ -113,9 +112,9 @@ def main(args: argparse.Namespace) -> int:
                    "effective_over_peak": eff / peaks[gemm]}
             if args.server_seconds > 0:
                 srv = dataclasses.replace(ours, scenario="Server")
-                s = bench.loadgen_run(be, qsl, srv, tmp / (name + "-server"), duration_s=args.server_seconds,
+                s = speed.loadgen_run(be, qsl, srv, tmp / (name + "-server"), duration_s=args.server_seconds,
                                       target_qps=0.7 * b["samples_per_second"])
-                ss = bench.loadgen_run(be, qsl, dataclasses.replace(ours, scenario="SingleStream"),
+                ss = speed.loadgen_run(be, qsl, dataclasses.replace(ours, scenario="SingleStream"),
                                        tmp / (name + "-ss"), duration_s=args.server_seconds,
                                        expected_latency_ms=1000.0 / max(1.0, c))
                 row["server"] = {"target_qps": 0.7 * b["samples_per_second"], "samples_per_second":
@@ -133,13 +132,13 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _f1(name, backend_cfg, registry, paths, ours) -> float:
-    from mlperf_bert.logs.settings import LoadGenConfig
-    from mlperf_bert.runner import RunConfig, run_benchmark
+    from mlperf_bert.loadgen.settings import LoadGenConfig
+    from mlperf_bert.runner import RunConfig, run
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = RunConfig(data=paths, backend=backend_cfg, sut=ours, loadgen=LoadGenConfig(scenario="Offline"),
                         modes=("accuracy",), output_dir=Path(tmp), run_name=name)
-        return run_benchmark(cfg, registry=registry, progress=False).accuracy.f1
+        return run(cfg, registry=registry, progress=False).accuracy.f1
 
 
 def _row_text(name: str, r: dict) -> str:

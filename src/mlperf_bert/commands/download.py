@@ -37,24 +37,26 @@ def register(subparsers, registry) -> None:
 
 
 def registry_table():
-    """A rich Table of every official entry: name, format, precision, F1, files, md5."""
+    """A rich Table of every official entry: name, format, precision, F1, and per file its URL (which ends
+    in the file name a mirror must serve) and md5."""
     from rich.table import Table
 
     from mlperf_bert.models.registry import OFFICIAL, OfficialModel
 
-    table = Table(title="Official artifacts (docs/models.md)")
-    for col in ("name", "format", "precision", "F1", "files", "md5"):
-        table.add_column(col, overflow="fold", no_wrap=col in ("name", "format", "F1"))
+    table = Table(title="Official MLPerf BERT artifacts (mlperf-bert download NAME)")
+    for col in ("name", "format", "precision", "F1", "URL", "md5"):
+        table.add_column(col, overflow="fold", no_wrap=col in ("name", "format", "F1", "URL"))
     for entry in OFFICIAL:
         is_model = isinstance(entry, OfficialModel)
-        table.add_row(
-            entry.name,
-            entry.format if is_model else "dataset",
-            entry.precision if is_model else "",
-            f"{entry.f1:.3f}" if is_model else "",
-            "\n".join(a.filename for a in entry.files),
-            "\n".join(a.md5 for a in entry.files),
-        )
+        for k, art in enumerate(entry.files):
+            first = k == 0
+            table.add_row(
+                entry.name if first else "",
+                (entry.format if is_model else "dataset") if first else "",
+                (entry.precision if is_model else "") if first else "",
+                (f"{entry.f1:.3f}" if is_model else "") if first else "",
+                art.url, art.md5,
+            )
     return table
 
 

@@ -1,7 +1,7 @@
 """``mlperf-bert models [--dir D...] [--no-verify] [--json]``: which official and local models exist.
 
 Searches ``<cache>/models`` (where ``download`` writes), ``<shared>/models`` (the small test model) and
-every ``--dir``. Official downloads are md5-verified (cached by size+mtime, so repeat listings are fast).
+every ``--dir``, and ``<shared>/data`` for the dev set ``run`` uses by default. Official downloads are md5-verified (cached by size+mtime, so repeat listings are fast).
 """
 
 from __future__ import annotations
@@ -41,6 +41,22 @@ def search_dirs(extra: list[Path]) -> list[Path]:
     return [default_cache_dir() / "models", default_shared_dir() / "models", *extra]
 
 
+def default_data(verify: bool) -> list:
+    """Official data sets where ``run`` reads them by default (``<shared>/data/dev-v1.1.json``), so the
+    listing agrees with ``run``. The md5 is computed each time: nothing is written into that folder."""
+    from mlperf_bert.config import DataPaths
+    from mlperf_bert.models.local import FileInfoCache, official_status
+    from mlperf_bert.models.registry import OFFICIAL_DATASETS
+
+    folder = DataPaths.defaults().dataset.parent
+    found = []
+    for entry in OFFICIAL_DATASETS:
+        model = official_status(entry, folder, verify=verify, cache=FileInfoCache(folder))  # never saved
+        if model is not None:
+            found.append(model)
+    return found
+
+
 def run(args: argparse.Namespace) -> int:
     """Print the listing; 0 always (a listing is not a check)."""
     from mlperf_bert.errors import ConfigError
@@ -50,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     for d in args.dir:
         if not d.is_dir():
             raise ConfigError(f"--dir {d}: no such folder; pass an existing folder that holds models")
-    local = list_local(search_dirs(args.dir), verify=not args.no_verify)
+    local = list_local(search_dirs(args.dir), verify=not args.no_verify) + default_data(not args.no_verify)
     rows = official_table(local)
 
     if args.json:

@@ -48,11 +48,13 @@ def add_run_args(p: argparse.ArgumentParser, registry, *, scenario: bool = True,
         g.add_argument("--max-duration", type=float, help="override: maximum duration, s")
         g.add_argument("--min-query-count", type=int, help="override: minimum query count")
         g.add_argument("--no-probe", action="store_true", help="do not probe the backend to size the run")
-        g.add_argument("--trace", action="store_true",
-                       help="also write LoadGen's mlperf_log_trace.json (per-sample times; 'report' plots them)")
+        g.add_argument("--trace", action=argparse.BooleanOptionalAction, default=None,
+                       help="write LoadGen's mlperf_log_trace.json (per-sample times; 'report' plots them). "
+                            "Default: in a performance run when it costs under 1%% of the throughput "
+                            "(500 samples/s or less planned)")
     else:  # the command sets these per run; build_run_config still reads them
         p.set_defaults(rules="current", target_qps=None, expected_latency_ms=None, min_duration=None,
-                       max_duration=None, min_query_count=None, no_probe=False, trace=False)
+                       max_duration=None, min_query_count=None, no_probe=False, trace=None)
     a = p.add_argument_group("accuracy target")
     a.add_argument("--benchmark", default="bert-99", choices=("bert-99", "bert-99.9"),
                    help="bert-99: F1 >= 99%% of the model's fp32 F1 (89.965 for the official model); "
@@ -82,25 +84,29 @@ def add_run_args(p: argparse.ArgumentParser, registry, *, scenario: bool = True,
 
 def build_run_config(args: argparse.Namespace, *, scenario: str | None = None, modes: tuple | None = None):
     """The ``RunConfig`` the ``run`` flags describe (also used by ``find-peak``)."""
-    from mlperf_bert.logs.settings import LoadGenConfig
-    from mlperf_bert.runner import RunConfig
-    from mlperf_bert.submission.benchmark import accuracy_target
+    from mlperf_bert.accuracy.targets import accuracy_target
+    from mlperf_bert.loadgen.settings import LoadGenConfig
+    from mlperf_bert.runner import RunConfig, check_output_dir, check_run_name
     from mlperf_bert.sut.batcher import batcher_for_device, device_kind
     from mlperf_bert.sut.sut import SUTConfig, check_scenario
 
     scenario = check_scenario(scenario or args.scenario)
     args.registry.spec(args.backend)  # unknown backend -> one line before any work
+    check_run_flags(args)
+    # LoadGen settings first: a bad user.conf line is refused before the data, the model or an export
+    lgc = LoadGenConfig(scenario=scenario, rules=args.rules, user_conf=args.user_conf,
+                        expected_qps=args.target_qps, expected_latency_ms=args.expected_latency_ms,
+                        quick_duration_s=args.duration, min_duration_s=args.min_duration,
+                        max_duration_s=args.max_duration, min_query_count=args.min_query_count,
+                        performance_sample_count=args.performance_sample_count, trace=args.trace)
+    check_output_dir(args.output_dir)  # and the run name: one line before the data, the model or an export
+    check_run_name(args.output_dir, args.run_name)
     paths = data_paths(args)
     backend = backend_config(args, args.registry, paths.cache_dir)
     batcher = batcher_for_device(device_kind(backend.device), max_batch_size=args.batch_size,
                                  token_budget=args.token_budget, pad_to_multiple=args.pad_to_multiple,
                                  sort_by_length=not args.no_sort, server_max_wait_ms=args.server_max_wait_ms)
     sut = SUTConfig(scenario=scenario, batcher=batcher, workers=args.workers, response_rows=args.response_rows)
-    lgc = LoadGenConfig(scenario=scenario, rules=args.rules, user_conf=args.user_conf,
-                        expected_qps=args.target_qps, expected_latency_ms=args.expected_latency_ms,
-                        quick_duration_s=args.duration, min_duration_s=args.min_duration,
-                        max_duration_s=args.max_duration, min_query_count=args.min_query_count,
-                        performance_sample_count=args.performance_sample_count, trace=args.trace)
     if modes is None:
         modes = ("accuracy", "performance") if args.mode == "both" else (args.mode,)
     target = accuracy_target(args.benchmark, model=args.model or (backend.model if args.backend != "null" else None),
@@ -110,12 +116,38 @@ def build_run_config(args: argparse.Namespace, *, scenario: str | None = None, m
                      accuracy_target=target)
 
 
+#: Flags that take a count or a size, and the smallest value each accepts (None: not given).
+_MINIMUMS = {"batch_size": 1, "token_budget": 0, "pad_to_multiple": 1, "workers": 1, "server_max_wait_ms": 0,
+             "performance_sample_count": 1, "max_examples": 1, "min_query_count": 1, "min_duration": 0,
+             "max_duration": 0}
+
+
+def check_run_flags(args: argparse.Namespace) -> None:
+    """Refuse an out-of-range number with one line naming the flag (not the internal field).
+
+    Raises:
+        ConfigError: e.g. ``--batch-size 0: must be >= 1``.
+    """
+    from mlperf_bert.errors import ConfigError
+
+    for dest, low in _MINIMUMS.items():
+        value = getattr(args, dest, None)
+        if value is not None and not value >= low:
+            flag = "--" + dest.replace("_", "-")
+            hint = " (0 = no limit)" if dest == "token_budget" else ""
+            raise ConfigError(f"{flag} {value:g}: must be >= {low}{hint}")
+    for dest in ("target_qps", "expected_latency_ms", "duration"):
+        value = getattr(args, dest, None)
+        if value is not None and not value > 0:
+            raise ConfigError(f"--{dest.replace('_', '-')} {value:g}: must be > 0")
+
+
 def main(args: argparse.Namespace) -> int:
     from mlperf_bert.report.terminal import print_run_summary
-    from mlperf_bert.runner import run_benchmark
+    from mlperf_bert.runner import run
 
     cfg = build_run_config(args)
-    result = run_benchmark(cfg, registry=args.registry, progress=not args.no_progress,
+    result = run(cfg, registry=args.registry, progress=not args.no_progress,
                            on_event=lambda m: print(f"mlperf-bert: {m}", flush=True))
     print_run_summary(result, cfg)
     return 0

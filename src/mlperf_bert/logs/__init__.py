@@ -1,1 +1,1 @@
-"""LoadGen settings (rules presets, user.conf) and LoadGen log parsing."""
+"""LoadGen log parsing (detail log, trace, truncation) and the early-stopping rule."""

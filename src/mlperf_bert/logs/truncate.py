@@ -9,13 +9,12 @@ outside the submission so the hash can be checked later (``verify_truncated``).
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from mlperf_bert.errors import DataError
-from mlperf_bert.hashing import file_sha256
+from mlperf_bert.fileio import file_sha256, write_atomic
 
 #: Largest submitted accuracy log, bytes (v1.0 ``MAX_ACCURACY_LOG_SIZE``).
 MAX_ACCURACY_LOG_SIZE = 10 * 1024
@@ -66,10 +65,7 @@ def truncate_accuracy_log(src: Path, dst: Path) -> Truncation:
                 body, truncated = head + ELLIPSIS + fh.read(VIEWABLE_SIZE), True
     except OSError as exc:
         raise DataError(f"accuracy log {src} cannot be read: {exc.strerror or exc}") from None
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(dst.name + ".tmp")
-    tmp.write_bytes(body)
-    os.replace(tmp, dst)
+    write_atomic(dst, body)
     return Truncation(sha256=digest, full_size=full_size, size=len(body), truncated=truncated)
 
 

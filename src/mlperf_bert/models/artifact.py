@@ -13,20 +13,20 @@ read as int8 ONNX artifacts whose model file is ``model.onnx``.
 
 from __future__ import annotations
 
-import importlib.metadata as md
-import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlperf_bert import __version__
 from mlperf_bert.errors import DataError
 from mlperf_bert.fileio import fingerprint, read_json, write_json_atomic
+from mlperf_bert.machine import package_versions
 
 MANIFEST_FILE = "manifest.json"
 #: Version 2: one format for exports, optimized graphs and quantized models (1 was quantize's own).
 MANIFEST_VERSION = 2
+#: Packages whose versions shape an artifact, recorded in its manifest.
+MANIFEST_PACKAGES = ("onnxruntime", "onnx", "torch", "transformers", "numpy")
 
 
 @dataclass(frozen=True)
@@ -127,17 +127,6 @@ class Manifest:
             raise DataError(f"{where}: not an mlperf-bert manifest ({type(exc).__name__}: {exc})") from None
 
 
-def versions(packages: tuple[str, ...] = ("onnxruntime", "onnx", "torch", "transformers", "numpy")) -> dict:
-    """Versions of mlperf-bert, Python and ``packages`` (absent ones left out)."""
-    out = {"mlperf_bert": __version__, "python": platform.python_version()}
-    for pkg in packages:
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            pass
-    return out
-
-
 def source_record(path: Path) -> dict:
     """``{"path": absolute path, "sha256": fingerprint}`` of a source model."""
     return {"path": str(Path(path).resolve()), "sha256": fingerprint(path)}
@@ -154,7 +143,8 @@ def new_manifest(*, format: str, model_file: str, precision: str, source: Path |
     return Manifest(format=format, model_file=model_file, precision=precision, architecture=architecture,
                     input_names=tuple(input_names), source=source_record(source) if source else None,
                     steps=tuple(steps), extra=dict(extra or {}),
-                    created_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), versions=versions())
+                    created_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    versions=package_versions(MANIFEST_PACKAGES))
 
 
 def write_manifest(folder: Path, manifest: Manifest) -> Path:

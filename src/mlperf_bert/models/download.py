@@ -7,7 +7,9 @@ For a file ``F`` in ``dest_dir``:
 * Bytes are written to ``F.part``. A ``F.part`` left by an earlier attempt is resumed with
   ``Range: bytes=N-``: ``206`` appends, ``200`` (server without Range support) restarts from zero,
   ``416`` means nothing is left to fetch and the part is verified as it is.
-* A connection cut mid-file keeps ``F.part`` and retries (``retries`` times, resuming each time).
+* A connection cut mid-file keeps ``F.part`` and retries (``retries`` times, resuming each time). A host
+  name that does not resolve (no network) is one line at once, not retried.
+* A failed download removes the folders it created while they are empty (nothing to resume).
 * When complete, the md5 of ``F.part`` is compared with the registry; a match is ``os.replace``-d to ``F``;
   a mismatch is moved to ``F.bad-md5`` and ``ChecksumError`` is raised. ``F`` is never half written.
 
@@ -21,11 +23,18 @@ import hashlib
 import logging
 import os
 import re
+import socket
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 from tqdm import tqdm
+
+try:
+    from urllib3.exceptions import NameResolutionError
+except ImportError:  # urllib3 1.x: the socket.gaierror under its NewConnectionError is found instead
+    NameResolutionError = socket.gaierror
 
 from mlperf_bert.errors import ChecksumError, ConfigError, HarnessError
 from mlperf_bert.models.local import FileInfoCache, md5_file, record_md5
@@ -134,13 +143,54 @@ def download(artifact: Artifact, dest_dir: Path, *, session: requests.Session | 
         DownloadError: HTTP error status (e.g. 404), retries exhausted (a ``.part`` is kept to resume),
             or the part cannot be written.
         ConfigError: ``dest_dir`` cannot be created.
+
+    On any failure the folders this call created are removed again while empty.
     """
     dest_dir = Path(dest_dir)
+    created = [d for d in (dest_dir, *dest_dir.parents) if not d.exists()]  # deepest first
     try:
         dest_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"{dest_dir}: cannot create the download folder ({exc.strerror}); "
                           "pass a writable --dir") from exc
+    try:
+        return _download(artifact, dest_dir, session=session, progress=progress,
+                         base_url_override=base_url_override, retries=retries, retry_wait=retry_wait,
+                         timeout=timeout, chunk_size=chunk_size)
+    except BaseException:
+        for d in created:  # folders this call made and that are still empty (no .part to resume)
+            try:
+                d.rmdir()
+            except OSError:
+                break
+        raise
+
+
+def _unresolved(exc: BaseException) -> bool:
+    """True when a request failed because the host name could not be resolved (no network, no DNS).
+    Such a failure is not retried: it does not go away in seconds."""
+    todo, seen = [exc], set()
+    while todo:
+        e = todo.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, (NameResolutionError, socket.gaierror)):
+            return True
+        todo += [x for x in (e.__cause__, e.__context__, getattr(e, "reason", None), *e.args)
+                 if isinstance(x, BaseException)]
+    return False
+
+
+def _short(exc: BaseException) -> str:
+    """One short line for a retry message (requests' own messages repeat the whole urllib3 chain)."""
+    reason = next((a.reason for a in exc.args if getattr(a, "reason", None) is not None), None)
+    text = str(reason or exc)
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def _download(artifact: Artifact, dest_dir: Path, *, session, progress, base_url_override, retries, retry_wait,
+              timeout, chunk_size) -> Path:
     dest = dest_dir / artifact.filename
     part, bad = _part_path(dest), _bad_path(dest)
     url = artifact_url(artifact, base_url_override)
@@ -160,13 +210,16 @@ def download(artifact: Artifact, dest_dir: Path, *, session: requests.Session | 
         last: Exception | None = None
         for attempt in range(retries + 1):
             if attempt:
-                log.warning("%s: retry %d of %d after: %s", url, attempt, retries, last)
+                log.warning("%s: retry %d of %d after: %s", url, attempt, retries, _short(last))
                 time.sleep(retry_wait * attempt)
             try:
                 got = _attempt(session, url, part, artifact, progress=progress, timeout=timeout,
                                chunk_size=chunk_size)
                 break
             except _RETRYABLE as exc:
+                if _unresolved(exc):
+                    raise DownloadError(f"{url}: cannot reach {urlsplit(url).hostname} (the name does not "
+                                        "resolve: no network?); pass --mirror URL for a local mirror") from None
                 last = exc
             except requests.exceptions.RequestException as exc:  # bad URL, too many redirects, ...
                 raise DownloadError(f"{url}: {type(exc).__name__}: {exc}") from exc
@@ -176,7 +229,7 @@ def download(artifact: Artifact, dest_dir: Path, *, session: requests.Session | 
         else:
             kept = f"; {part} kept ({part.stat().st_size} bytes), rerun to resume" if part.is_file() else ""
             raise DownloadError(f"{url}: failed after {retries + 1} attempts "
-                                f"({type(last).__name__}: {last}){kept}")
+                                f"({type(last).__name__}: {_short(last)}){kept}")
     finally:
         if own_session:
             session.close()

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from mlperf_bert.errors import UnwritableFolder
+from mlperf_bert.fileio import write_atomic
 from mlperf_bert.models.registry import OFFICIAL, Entry
 
 #: Name of the per-folder cache of md5 sums and ONNX input names.
@@ -87,14 +88,11 @@ class FileInfoCache:
         """Write the cache atomically if it changed; silently skipped where the folder is read-only."""
         if not self._dirty:
             return
-        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
         try:
-            tmp.write_text(json.dumps({"version": _CACHE_VERSION, "files": self._files}, indent=1),
-                           encoding="utf-8")
-            os.replace(tmp, self.path)
+            write_atomic(self.path, json.dumps({"version": _CACHE_VERSION, "files": self._files}, indent=1))
             self._dirty = False
-        except OSError:
-            tmp.unlink(missing_ok=True)
+        except (OSError, UnwritableFolder):  # a read-only folder: the sums are recomputed next time
+            pass
 
     def md5(self, path: Path) -> str:
         """md5 of ``path``, from the cache when the file is unchanged, else computed and cached."""

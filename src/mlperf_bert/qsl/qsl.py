@@ -44,6 +44,11 @@ class SquadQSL:
             lg.DestroyQSL(self.handle)
             self.handle = None
 
+    def detach(self) -> None:
+        """Forget the LoadGen handle without destroying it: an interrupted LoadGen thread still uses it and
+        the process is about to exit (``loadgen.session``)."""
+        self.handle = None
+
     def _load_samples(self, indices: list[int]) -> None:  # all features are resident
         pass
 

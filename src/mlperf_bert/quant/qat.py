@@ -417,6 +417,7 @@ def run_qat(job: QatJob, dev_features, calibration, vocab_path: Path, squad_cfg,
 
     from safetensors.torch import save_file
 
+    from mlperf_bert.fileio import jsonable
     from mlperf_bert.quant.calibration import calibration_inputs, check_indices
     from mlperf_bert.quant.export import INPUT_NAMES as QDQ_INPUT_NAMES
     from mlperf_bert.quant.export import export_fake_quant_onnx, fake_quant_to_qdq
@@ -464,15 +465,7 @@ def run_qat(job: QatJob, dev_features, calibration, vocab_path: Path, squad_cfg,
                "loss_first": result.losses[:1], "loss_last_20_mean": float(sum(result.losses[-20:]) /
                                                                            max(1, len(result.losses[-20:])))}
     manifest = build_manifest("qat", Path(job.model), calibration,
-                              settings=_json.loads(_json.dumps(settings, default=_jsonable)), results=results,
+                              settings=jsonable(settings), results=results,
                               model_file=QDQ_FILE, input_names=QDQ_INPUT_NAMES)
     write_manifest(out, manifest)
     return manifest
-
-
-def _jsonable(obj):
-    import dataclasses as _dc
-
-    if _dc.is_dataclass(obj):
-        return _dc.asdict(obj)
-    return str(obj)

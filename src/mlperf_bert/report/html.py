@@ -5,22 +5,23 @@ distribution (histogram with the 50/90/99th percentiles) and throughput over tim
 get a side-by-side table. Plots are matplotlib SVG written into the page, so it needs no network or
 script to view.
 
-Per-sample data comes from LoadGen's trace (``mlperf_log_trace.json``, written when the run had
-``--trace``; parsed by ``logs.trace``). Without a trace the page shows the detail log's percentiles and
-says how to get the rest.
+Per-sample data comes from LoadGen's trace (``mlperf_log_trace.json``, parsed by ``logs.trace``), which a
+performance run writes by default when it costs under 1% of the planned throughput, and always with
+``--trace`` (``loadgen.settings.trace_by_default``). Without a trace the page shows the detail log's
+percentiles and says how to get the rest.
 """
 
 from __future__ import annotations
 
 import html
 import io
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from mlperf_bert.errors import ConfigError, DataError
+from mlperf_bert.fileio import read_json, write_atomic
 from mlperf_bert.logs.parse import PerfResult, perf_result, read_detail_log
 from mlperf_bert.logs.trace import TraceSamples, read_trace
 
@@ -46,12 +47,9 @@ def load_run(run_dir: Path) -> RunView:
         DataError: not a run folder.
     """
     run_dir = Path(run_dir)
-    try:
-        info = json.loads((run_dir / "run.json").read_text())
-    except (FileNotFoundError, NotADirectoryError):
-        raise DataError(f"{run_dir} is not a run folder (no run.json)") from None
-    except ValueError as exc:
-        raise DataError(f"{run_dir / 'run.json'} is not valid JSON ({exc})") from None
+    if not (run_dir / "run.json").is_file():
+        raise DataError(f"{run_dir} is not a run folder (no run.json)")
+    info = read_json(run_dir / "run.json", "run record")
     view = RunView(path=run_dir, name=run_dir.name, info=info, accuracy=info.get("accuracy"))
     detail_path = run_dir / "performance" / "mlperf_log_detail.txt"
     if detail_path.is_file():
@@ -201,13 +199,22 @@ def _run_section(view: RunView, idx: int) -> str:
     acc = view.accuracy
     target = view.info.get("config", {}).get("accuracy_target")
     if acc:
+        full_dev = acc.get("full_dev", True)  # run folders from before the field was recorded: full dev
         rows = [("F1", f"{acc['f1']:.4f}"), ("exact match", f"{acc['exact_match']:.4f}"),
-                ("questions", f"{acc['questions_scored']:,} of {acc['questions_total']:,}")]
+                ("questions", f"all {acc['questions_total']:,}" + ("" if full_dev else
+                                                                   " (a subset, not SQuAD v1.1 dev)"))]
+        if acc.get("questions_without_features"):
+            rows.append(("without a feature", f"{acc['questions_without_features']:,} (answered 'empty')"))
+        if acc.get("covered"):
+            c = acc["covered"]
+            rows.append(("partial log", f"F1 {c['f1']:.4f}, EM {c['exact_match']:.4f} over the "
+                                        f"{c['questions']:,} questions it covers"))
         if target:
-            met = acc["f1"] >= target["target_f1"]
+            verdict = ("not judged (a subset)" if not full_dev else
+                       "met" if acc["f1"] >= target["target_f1"] else "NOT met")
             rows.append(("target", f"F1 >= {target['target_f1']:.3f} ({target['benchmark']}, "
                                    f"{target['fraction'] * 100:g}% of {target['reference_f1']:.3f} {target['model']}): "
-                                   f"{'met' if met else 'NOT met'}"))
+                                   f"{verdict}"))
         out.append(_kv_table(rows))
     else:
         out.append('<p class="note">No accuracy run in this folder.</p>')
@@ -239,8 +246,9 @@ def _run_section(view: RunView, idx: int) -> str:
     else:
         if p.latency_ms:
             out.append(f'<figure id="latency-percentiles-{idx}">{percentile_svg(view)}</figure>')
-        out.append('<p class="note">No LoadGen trace in this run: rerun with <code>--trace</code> for the latency '
-                   "histogram and throughput over time.</p>")
+        out.append('<p class="note">No LoadGen trace in this run (a performance run writes it by default only '
+                   "when it costs under 1% of the throughput, at 500 samples/s or less): rerun with "
+                   "<code>--trace</code> for the latency histogram and throughput over time.</p>")
     return "\n".join(out)
 
 
@@ -290,9 +298,4 @@ def render_report(run_dirs: list[Path]) -> str:
 def write_report(run_dirs: list[Path], out: Path) -> Path:
     """Write the page to ``out`` (atomically) and return it."""
     text = render_report([Path(d) for d in run_dirs])
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(out)
-    return out
+    return write_atomic(Path(out), text)

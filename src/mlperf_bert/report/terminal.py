@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 
 def print_run_summary(result, cfg, console: Console | None = None) -> None:
-    """Print F1/EM, the performance metric, VALID/INVALID and why, and the run folder.
+    """Print F1/EM (and what they cover), the target verdict, the performance metric, VALID/INVALID and why,
+    the LoadGen settings that matter with their sources (``mlperf.conf``, ``rules:...``, ``user.conf:...``,
+    ``flag:--...``, ``probe``), whether the trace was written, and the run folder.
 
     Args:
         result: ``runner.RunResult``.
@@ -17,15 +20,23 @@ def print_run_summary(result, cfg, console: Console | None = None) -> None:
     t = Table(title=f"mlperf-bert: {cfg.backend.name} / {cfg.sut.scenario}", show_header=False)
     t.add_column("what", style="bold")
     t.add_column("value")
-    t.add_row("model", str(cfg.backend.model))
+    t.add_row("model", escape(str(cfg.backend.model)))
     if result.accuracy is not None:
-        a = result.accuracy
-        t.add_row("accuracy", f"F1 {a.f1:.3f}  EM {a.exact_match:.3f}  "
-                              f"({a.questions_scored:,} of {a.questions_total:,} questions)")
+        from mlperf_bert.accuracy.evaluate import describe
+
+        for k, line in enumerate(describe(result.accuracy)):
+            t.add_row("accuracy" if k == 0 else "", escape(line))
+        t.add_row("accuracy.txt", escape(result.accuracy.line))  # the reference evaluator's line, every digit
     target = getattr(cfg, "accuracy_target", None)
     if target is not None:
-        met = "" if result.accuracy is None else ("  met" if target.met(result.accuracy.f1) else "  NOT MET")
-        t.add_row("target", target.describe() + met)
+        a = result.accuracy
+        if a is None:
+            verdict = ""
+        elif not a.full_dev:  # the target is an F1 over all of dev; a subset's F1 says nothing about it
+            verdict = f"  not judged: this run scored {a.questions_total:,} questions, not all of dev"
+        else:
+            verdict = "  met" if target.met(a.f1) else "  NOT MET"
+        t.add_row("target", target.describe() + verdict)
     p = result.performance
     if p is not None:
         t.add_row("performance", f"{p.metric_name}: {p.metric_value:,.2f} {p.metric_unit}"
@@ -38,10 +49,23 @@ def print_run_summary(result, cfg, console: Console | None = None) -> None:
             verdict += " (quick rules: never valid for submission)"
         t.add_row("result", verdict)
         for reason in p.invalid_reasons:
-            t.add_row("", f"- {reason}")
+            t.add_row("", escape(f"- {reason}"))
         for err in p.errors:
-            t.add_row("LoadGen error", str(err)[:160])
+            t.add_row("LoadGen error", escape(str(err)[:160]))
     if result.probe:
         t.add_row("probe", f"{result.probe['samples_per_second']:.1f} samples/s before the run (sizing only)")
-    t.add_row("run folder", str(result.run_dir))
+    mode = "performance" if "performance_settings" in result.info else "accuracy"
+    settings = result.info.get(f"{mode}_settings")
+    if settings:
+        from mlperf_bert.loadgen.settings import HEADLINE_SETTINGS, SOURCE_MLPERF_CONF
+
+        head = HEADLINE_SETTINGS.get(cfg.sut.scenario, ())
+        shown = [s for s in settings if s["key"] not in ("scenario", "mode")
+                 and (s["key"] in head or s["source"] != SOURCE_MLPERF_CONF)]
+        for k, s in enumerate(shown):
+            t.add_row(f"LoadGen ({mode})" if k == 0 else "", escape(f"{s['key']} = {s['value']}  ({s['source']})"))
+        trace = result.info.get(f"{mode}_trace")
+        if trace and mode == "performance":
+            t.add_row("trace", escape(("written" if trace["enabled"] else "not written") + f" ({trace['why']})"))
+    t.add_row("run folder", escape(str(result.run_dir)))
     console.print(t)

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
-import zipfile
 from dataclasses import fields
 from pathlib import Path
 
@@ -19,8 +16,8 @@ import numpy as np
 import tokenizers
 
 from mlperf_bert.config import DataPaths, SquadConfig
-from mlperf_bert.errors import ConfigError
-from mlperf_bert.hashing import file_sha256
+from mlperf_bert.errors import ConfigError, UnwritableFolder
+from mlperf_bert.fileio import file_sha256, load_npz, save_npz
 from mlperf_bert.squad.dataset import read_squad
 from mlperf_bert.squad.features import convert_examples_to_features
 from mlperf_bert.squad.tokenization import WordPieceTokenizer
@@ -67,12 +64,8 @@ def cache_path(paths: DataPaths, cfg: SquadConfig, key: str | None = None) -> Pa
 
 def _read_cache(path: Path, key: str, cfg: SquadConfig, num_examples: int) -> Features | None:
     """The cached features, or None when the file is absent, unreadable, corrupt or for another key."""
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            if str(npz["cache_key"]) != key:
-                return None
-            arrays = {name: npz[name] for name in _ARRAYS}
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+    arrays = load_npz(path, key, tuple(_ARRAYS))
+    if arrays is None:
         return None
     n = arrays["input_ids"].shape[0]
     for name, (dtype, ndim) in _ARRAYS.items():
@@ -84,19 +77,6 @@ def _read_cache(path: Path, key: str, cfg: SquadConfig, num_examples: int) -> Fe
     if n and not (0 <= arrays["example_index"].min() and arrays["example_index"].max() < num_examples):
         return None
     return Features(**arrays)
-
-
-def _write_cache(path: Path, key: str, features: Features) -> None:
-    """Write atomically: a temporary file in the same folder, then ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, cache_key=np.array(key), **{name: getattr(features, name) for name in _ARRAYS})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load_features(paths: DataPaths, cfg: SquadConfig, progress: bool = True) -> tuple[list[Example], Features]:
@@ -127,10 +107,11 @@ def load_features(paths: DataPaths, cfg: SquadConfig, progress: bool = True) -> 
         tokenizer = WordPieceTokenizer(paths.vocab, do_lower_case=cfg.do_lower_case)
         features = convert_examples_to_features(examples, tokenizer, cfg, progress=progress)
         try:
-            _write_cache(path, key, features)
-        except OSError as exc:
+            save_npz(path, key, {name: getattr(features, name) for name in _ARRAYS})
+        except (OSError, UnwritableFolder) as exc:
+            reason = exc.reason if isinstance(exc, UnwritableFolder) else exc.strerror
             raise ConfigError(
-                f"{path.parent}: cannot write the feature cache ({exc.strerror}); "
+                f"{path.parent}: cannot write the feature cache ({reason}); "
                 "pass a writable --cache-dir or set MLPERF_BERT_CACHE"
             ) from None
     return examples, features

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from mlperf_bert.errors import DataError
+from mlperf_bert.errors import DataError, json_error_text
 from mlperf_bert.squad.types import Example
 
 #: The reference's whitespace for doc tokens: space, tab, CR, LF and U+202F (narrow no-break space)
@@ -66,7 +66,7 @@ def _parse_json(path: Path) -> Any:
         if exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string"):
             raise DataError(truncated) from None
         raise DataError(
-            f"{path}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
+            f"{path}: not valid JSON ({json_error_text(exc, f'line {exc.lineno} column {exc.colno}')}); "
             "pass the SQuAD v1.1 dev-v1.1.json"
         ) from None
 

@@ -1,3 +1,4 @@
-"""Submission-ready output: benchmarks and accuracy targets (``benchmark``), the submission tree
-(``tree``), our checker of the MLPerf v1.0 rules (``checker``), compliance TEST01/TEST05 (``compliance``)
-and the system description (``system``)."""
+"""Submission-ready output: benchmarks and accuracy targets (``benchmark``), what each official checker
+version requires (``versions``), the submission tree in the v1.0 or current layout (``tree``), our checker of
+those rules (``checker``), compliance TEST01/TEST05 (``compliance``), the system description (``system``) and
+the one-command job (``submit``)."""

@@ -1,27 +1,26 @@
-"""The system description (``systems/<system>.json``) and implementation JSON of a submission.
+"""The system description (``systems/<system>.json``) and the measurements JSON of a submission.
 
-Field lists are the MLPerf v1.0 submission checker's: ``SYSTEM_DESC_REQUIRED_FIELDS`` (+ the fields
-required since v1.0) and the five implementation fields (``SYSTEM_IMP_REQUIRED_FILES``). What this machine
-can tell (CPU model, sockets, cores, frequency, caches, memory, disk, OS, framework versions) is filled
-in; the rest is ``""`` for the user to override (``--system-json``), never guessed.
+Field lists are the official checkers' (docs/submission.md#system-description): every v1.0 field, plus
+``host_network_card_count`` and ``system_type_detail`` for the current (v6.1) checker, which also wants every
+"meaningful" field truthy. What this machine can tell comes from ``mlperf_bert.machine``; a fact it cannot
+tell stays empty for the user to give with ``--system-json`` (``missing_fields`` lists them), never guessed.
+CPU-only systems get ``accelerators_per_node: "0"`` (a string: 0 is falsy, and v6.1's CSV export applies
+``int()``) and ``"N/A"`` for the accelerator fields.
 """
 
 from __future__ import annotations
 
-import os
-import platform
-import shutil
-from pathlib import Path
 from typing import Any
 
-#: v1.0 checker: required in every systems/<system>.json.
+from mlperf_bert.machine import MachineFacts, size_text
+
+#: v1.0 checker: required in every systems/<system>.json (``SYSTEM_DESC_REQUIRED_FIELDS`` + since v1.0).
 SYSTEM_DESC_REQUIRED_FIELDS = (
     "division", "submitter", "status", "system_name", "number_of_nodes", "host_processor_model_name",
     "host_processors_per_node", "host_processor_core_count", "host_memory_capacity", "host_storage_capacity",
     "host_storage_type", "accelerators_per_node", "accelerator_model_name", "accelerator_memory_capacity",
     "framework", "operating_system",
 )
-#: v1.0 checker: also required from v1.0 on.
 SYSTEM_DESC_REQUIRED_FIELDS_SINCE_V1 = (
     "system_type", "other_software_stack", "host_processor_frequency", "host_processor_caches",
     "host_memory_configuration", "host_processor_interconnect", "host_networking", "host_networking_topology",
@@ -30,100 +29,67 @@ SYSTEM_DESC_REQUIRED_FIELDS_SINCE_V1 = (
     "cooling", "hw_notes", "sw_notes",
 )
 ALL_SYSTEM_FIELDS = SYSTEM_DESC_REQUIRED_FIELDS + SYSTEM_DESC_REQUIRED_FIELDS_SINCE_V1
-#: v1.0 checker: the implementation JSON's required fields.
+#: v6.1 also requires these two (v1.0 warns that they are unknown fields).
+V6_1_EXTRA_FIELDS = ("host_network_card_count", "system_type_detail")
+#: Required keys per layout.
+SYSTEM_FIELDS = {"v1.0": ALL_SYSTEM_FIELDS, "current": ALL_SYSTEM_FIELDS + V6_1_EXTRA_FIELDS}
+#: v6.1 ``system_check.py``: these must be truthy ("", 0, null and false fail).
+MEANINGFUL_FIELDS = (
+    "division", "submitter", "system_type", "status", "system_name", "number_of_nodes",
+    "host_processor_model_name", "host_processors_per_node", "host_processor_core_count", "host_memory_capacity",
+    "host_memory_configuration", "host_storage_capacity", "host_storage_type", "host_networking",
+    "host_network_card_count", "host_networking_topology", "accelerators_per_node", "accelerator_model_name",
+    "accelerator_memory_capacity", "accelerator_host_interconnect", "accelerator_memory_configuration",
+    "accelerator_interconnect", "cooling", "framework", "operating_system", "other_software_stack",
+)
+#: Fields v6.1's results.py turns into ``int()``.
+INT_FIELDS = ("number_of_nodes", "accelerators_per_node")
+#: The measurements JSON's required fields (``SYSTEM_IMP_REQUIRED_FILES``, both versions).
 IMPLEMENTATION_FIELDS = ("input_data_types", "retraining", "starting_weights_filename", "weight_data_types",
                          "weight_transformations")
-#: v1.0 checker: accepted ``status`` and ``system_type`` values and divisions.
+#: Accepted ``status`` values (lower-cased) and divisions.
 VALID_STATUS = ("available", "preview", "rdi")
 VALID_SYSTEM_TYPES = ("datacenter", "edge", "datacenter,edge", "edge,datacenter")
 DIVISIONS = ("closed", "open")
 
-#: Human name of each backend's framework, and the package whose version goes with it.
-FRAMEWORKS = {"onnxruntime": ("ONNX Runtime", "onnxruntime"), "pytorch": ("PyTorch", "torch"),
-              "tensorflow": ("TensorFlow", "tensorflow"), "null": ("none (null backend)", None)}
+_ACCELERATOR_FIELDS = ("accelerator_model_name", "accelerator_frequency", "accelerator_host_interconnect",
+                       "accelerator_interconnect", "accelerator_interconnect_topology",
+                       "accelerator_memory_capacity", "accelerator_memory_configuration",
+                       "accelerator_on-chip_memories")
 
 
-def _read(path: str) -> str:
-    try:
-        return Path(path).read_text()
-    except OSError:
-        return ""
+def software_stack(versions: dict) -> str:
+    """``other_software_stack``: Python, mlperf-bert, LoadGen and the libraries a run used."""
+    parts = [f"Python {versions['python']}" if versions.get("python") else None,
+             f"mlperf-bert {versions['mlperf_bert']}" if versions.get("mlperf_bert") else None,
+             f"MLPerf LoadGen {versions['mlcommons-loadgen']}" if versions.get("mlcommons-loadgen") else None]
+    parts += [f"{k} {v}" for k, v in versions.items()
+              if k not in ("python", "mlperf_bert", "mlcommons-loadgen")]
+    return ", ".join(p for p in parts if p)
 
 
-def cpu_facts() -> dict[str, Any]:
-    """CPU model, sockets, physical cores, max frequency (MHz) and cache sizes from /proc and /sys (Linux)."""
-    model, sockets, cores_per_socket, mhz = "", set(), None, None
-    for line in _read("/proc/cpuinfo").splitlines():
-        key, _, value = line.partition(":")
-        key, value = key.strip(), value.strip()
-        if key == "model name" and not model:
-            model = value
-        elif key == "physical id":
-            sockets.add(value)
-        elif key == "cpu cores" and cores_per_socket is None:
-            cores_per_socket = int(value)
-        elif key == "cpu MHz" and mhz is None:
-            mhz = float(value)
-    max_khz = _read("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq").strip()
-    if max_khz.isdigit():
-        mhz = int(max_khz) / 1000
-    n_sockets = max(1, len(sockets))
-    caches = []
-    for idx in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
-        level, kind, size = (_read(str(idx / f)).strip() for f in ("level", "type", "size"))
-        if level and size:
-            caches.append(f"L{level}{'d' if kind == 'Data' else 'i' if kind == 'Instruction' else ''} {size}")
-    return {
-        "model": model or platform.processor() or "unknown",
-        "sockets": n_sockets,
-        "cores": (cores_per_socket * n_sockets) if cores_per_socket else (os.cpu_count() or 1),
-        "logical_cpus": os.cpu_count() or 1,
-        "mhz": round(mhz) if mhz else None,
-        "caches": ", ".join(caches),
-    }
-
-
-def memory_gb() -> float | None:
-    """Installed memory in GB (MemTotal of /proc/meminfo, 10^9 bytes), or None."""
-    for line in _read("/proc/meminfo").splitlines():
-        if line.startswith("MemTotal"):
-            return round(int(line.split()[1]) * 1024 / 1e9, 1)
-    return None
-
-
-def _os_name() -> str:
-    pretty = ""
-    for line in _read("/etc/os-release").splitlines():
-        if line.startswith("PRETTY_NAME="):
-            pretty = line.split("=", 1)[1].strip().strip('"')
-    return f"{pretty or platform.system()} (kernel {platform.release()})"
-
-
-def framework_name(backend: str, versions: dict) -> str:
-    """e.g. ``ONNX Runtime 1.20.1`` for backend ``onnxruntime`` given run.json's ``versions``."""
-    name, pkg = FRAMEWORKS.get(backend, (backend, backend))
-    version = versions.get(pkg) or versions.get(f"{pkg}-cpu") if pkg else None
-    return f"{name} {version}" if version else name
-
-
-def system_description(*, submitter: str, division: str, system_name: str, backend: str, versions: dict,
-                       system_type: str, overrides: dict | None = None) -> dict[str, Any]:
-    """A systems/<system>.json with every v1.0 field, filled from this machine where it can tell.
+def system_description(*, facts: MachineFacts, submitter: str, division: str, system_name: str, framework: str,
+                       versions: dict, system_type: str, layout: str = "current", accelerator_used: bool = False,
+                       overrides: dict | None = None) -> dict[str, Any]:
+    """A systems/<system>.json with every field of ``layout``'s checker, filled from ``facts``.
 
     Args:
+        facts: what ``machine.read_machine`` found.
         submitter, division, system_name: as in the submission tree.
-        backend: the runs' backend name (picks ``framework``).
+        framework: the runs' framework and version, as run.json's ``backend.framework`` records it (the
+            backend's spec names it, e.g. ``ONNX Runtime 1.32.0``).
         versions: run.json ``versions`` (package -> version).
         system_type: ``datacenter``, ``edge`` or ``datacenter,edge``.
-        overrides: user-given fields; they win over everything filled in here.
+        layout: ``v1.0`` or ``current`` (current adds ``host_network_card_count``, ``system_type_detail``).
+        accelerator_used: the runs ran on an accelerator (its count and model are then described; else
+            ``"0"`` and ``"N/A"``).
+        overrides: user-given fields (``--system-json``); they win over everything filled in here.
+
+    Returns:
+        The JSON object, required fields first in the checker's order; a fact that is unknown is ``""``.
     """
-    cpu = cpu_facts()
-    mem = memory_gb()
-    disk = shutil.disk_usage("/").total / 1e9
-    other = [f"Python {versions.get('python', platform.python_version())}",
-             f"mlperf-bert {versions.get('mlperf_bert', '?')}",
-             f"MLPerf LoadGen {versions.get('mlcommons-loadgen', '?')}"]
-    other += [f"{k} {v}" for k, v in versions.items() if k in ("numpy", "tokenizers", "transformers")]
+    cpu, mem, disk = facts.cpu, facts.memory, facts.storage
+    cards = facts.network
     desc: dict[str, Any] = {
         "division": division,
         "submitter": submitter,
@@ -131,45 +97,72 @@ def system_description(*, submitter: str, division: str, system_name: str, backe
         "system_name": system_name,
         "system_type": system_type,
         "number_of_nodes": 1,
-        "host_processor_model_name": cpu["model"],
-        "host_processors_per_node": cpu["sockets"],
-        "host_processor_core_count": cpu["cores"],
-        "host_processor_frequency": f"{cpu['mhz']} MHz" if cpu["mhz"] else "",
-        "host_processor_caches": cpu["caches"],
-        "host_processor_interconnect": "",
-        "host_memory_capacity": f"{mem:g} GB" if mem else "",
-        "host_memory_configuration": "",
-        "host_storage_capacity": f"{disk:.0f} GB",
-        "host_storage_type": "",
-        "host_networking": "",
-        "host_networking_topology": "",
-        "accelerators_per_node": 0,
-        "accelerator_model_name": "N/A",
-        "accelerator_frequency": "N/A",
-        "accelerator_host_interconnect": "N/A",
-        "accelerator_interconnect": "N/A",
-        "accelerator_interconnect_topology": "N/A",
-        "accelerator_memory_capacity": "N/A",
-        "accelerator_memory_configuration": "N/A",
-        "accelerator_on-chip_memories": "N/A",
-        "framework": framework_name(backend, versions),
-        "operating_system": _os_name(),
-        "other_software_stack": ", ".join(other),
-        "cooling": "",
-        "hw_notes": f"{cpu['logical_cpus']} logical CPUs",
+        "host_processor_model_name": cpu.model,
+        "host_processors_per_node": cpu.sockets,
+        "host_processor_core_count": cpu.cores_per_socket,
+        "host_processor_frequency": f"{cpu.max_mhz:.0f} MHz" if cpu.max_mhz else None,
+        "host_processor_caches": cpu.caches_text(),
+        "host_processor_interconnect": "N/A (1 socket)" if cpu.sockets == 1 else None,
+        "host_memory_capacity": size_text(mem.capacity_bytes, "GiB"),
+        "host_memory_configuration": mem.configuration,
+        "host_storage_capacity": size_text(disk.capacity_bytes),
+        "host_storage_type": disk.kind,
+        "host_networking": ", ".join(c.text() for c in cards) if cards else None,
+        "host_network_card_count": str(len(cards)),
+        "host_networking_topology": "N/A (single node)",
+        "framework": framework,
+        "operating_system": facts.operating_system,
+        "other_software_stack": software_stack(versions),
+        "cooling": None,
+        "hw_notes": "; ".join(x for x in (
+            f"{cpu.threads} logical CPUs" if cpu.threads else "",
+            f"storage device {disk.device}" if disk.device else "",
+            "virtual machine (hypervisor flag set)" if cpu.hypervisor else "") if x) or None,
         "sw_notes": "harness: mlperf-bert (one SUT for all scenarios, length-sorted token-budget batching)",
+        "system_type_detail": None,
     }
+    accs = facts.accelerators
+    if accelerator_used and accs:
+        models = sorted({a.model for a in accs})
+        mems = sorted({size_text(a.memory_bytes, "GiB") for a in accs if a.memory_bytes})
+        desc.update({"accelerators_per_node": len(accs), "accelerator_model_name": ", ".join(models),
+                     "accelerator_memory_capacity": ", ".join(mems) or None})
+        desc.update({k: None for k in _ACCELERATOR_FIELDS if k not in desc})
+    else:
+        desc["accelerators_per_node"] = "0"
+        desc.update({k: "N/A" for k in _ACCELERATOR_FIELDS})
     desc.update(overrides or {})
-    return {k: desc[k] for k in ALL_SYSTEM_FIELDS} | {k: v for k, v in desc.items() if k not in ALL_SYSTEM_FIELDS}
+    fields = SYSTEM_FIELDS[layout]
+    out = {k: ("" if desc.get(k) is None else desc[k]) for k in fields}
+    extra = {k: v for k, v in desc.items() if k not in out and k not in V6_1_EXTRA_FIELDS}
+    if layout == "v1.0":  # v1.0 warns about the v6.1-only fields: keep them only when the user gave them
+        extra.update({k: v for k, v in (overrides or {}).items() if k in V6_1_EXTRA_FIELDS})
+    return out | extra
+
+
+def missing_fields(desc: dict, layout: str) -> list[tuple[str, bool]]:
+    """Required fields of ``layout`` that are missing or empty, each with whether that checker FAILs on it.
+
+    v1.0 only needs the key; v6.1 also needs the ``MEANINGFUL_FIELDS`` truthy. Returns ``(field, fails)``
+    in the checker's field order.
+    """
+    out = []
+    for k in SYSTEM_FIELDS[layout]:
+        if k not in desc:
+            out.append((k, True))
+        elif desc[k] in ("", None, 0, False) and not (k == "accelerators_per_node" and desc[k] == 0
+                                                      and layout == "v1.0"):
+            out.append((k, layout == "current" and k in MEANINGFUL_FIELDS))
+    return out
 
 
 def implementation_json(*, model_label: str, precision: str, backend: str, input_dtype: str = "int32",
                         transformations: str | None = None, overrides: dict | None = None) -> dict[str, str]:
-    """The measurements' ``<system>_<impl>_<scenario>.json`` with the five v1.0 fields.
+    """The measurements JSON (v1.0 ``<system>_<impl>_<scenario>.json``, current ``measurements.json``).
 
     Args:
         model_label: ``starting_weights_filename``: the official file name, or ``<folder>/<file>`` for
-            another model (the checker looks the reference F1 up from it).
+            another model (``check --rules quick`` looks its reference F1 up from it).
         precision: weight data type (``fp32``, ``int8``, ``bf16`` ...).
         backend: runtime name, used to describe the weight transformation.
         input_dtype: dtype of the token arrays given to the model.

@@ -8,13 +8,17 @@ Scenario paths:
 - SingleStream / MultiStream: the query runs in LoadGen's issue thread (no queue hop; LoadGen waits for
   each query anyway).
 
-Responses: per sample, row-major float32 [n, 2] start/end logits (docs/responses.md#response-format). With
-``response_rows="trimmed"`` (default) n is the sample's real length; the scorer pads the rest with -10000,
-positions which can never hold an answer (they are outside the context). With ``"full"`` n = 384 and the
-rows past the batch's padded length are -10000, for scorers that need 3,072-byte responses.
+Responses: per sample, row-major float32 [n, 2] start/end logits, n = the real length (``"trimmed"``) or 384
+(``"full"``); ``sut.responses`` packs them (docs/responses.md#response-format).
 
 Every sample handed to the SUT is completed exactly once, in a ``finally``: if the backend raises, the
 samples get empty responses, LoadGen finishes, and ``SUT.error`` carries the cause for the runner to raise.
+No exception ever leaves a LoadGen callback (an exception thrown through LoadGen's C++ ends the process).
+
+``interrupt()`` puts the SUT into drain mode (Ctrl-C): it stops calling the backend and completes every
+sample in flight, queued or issued later at once with an empty response, so a run whose samples are all
+issued up front (Offline, accuracy mode) ends within moments; the session (``loadgen.session``) decides
+how long to wait for the rest.
 """
 
 from __future__ import annotations
@@ -31,11 +35,9 @@ from mlperf_bert.backends.base import Backend
 from mlperf_bert.errors import BackendFailure, ConfigError
 from mlperf_bert.qsl.qsl import SquadQSL
 from mlperf_bert.sut.batcher import BatcherConfig, padded_length, plan_batches
+from mlperf_bert.sut.responses import RESPONSE_ROWS, pack_batch
 
 SCENARIOS = ("Offline", "Server", "SingleStream", "MultiStream")
-#: Logit written for positions a trimmed response leaves out (the reference scorer's own pad value).
-PAD_LOGIT = -10000.0
-RESPONSE_ROWS = ("trimmed", "full")
 
 
 def check_scenario(name: str) -> str:
@@ -95,6 +97,9 @@ class BertSUT:
         self._lock = threading.Lock()
         self._queue: queue.Queue = queue.Queue()
         self._threads: list[threading.Thread] = []
+        self._draining = False
+        self._inflight: dict[int, np.ndarray] = {}  # batch token -> uint64 [B] response ids not yet completed
+        self._next_token = 0
 
     # -- lifecycle -------------------------------------------------------------------------------
     def __enter__(self) -> "BertSUT":
@@ -108,36 +113,103 @@ class BertSUT:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self, wait_s: float | None = None, destroy: bool = True) -> bool:
+        """Stop the workers and destroy the LoadGen SUT.
+
+        Args:
+            wait_s: longest wait for each worker (None = until it ends). After ``interrupt()`` a worker
+                may be inside a long backend call; it is a daemon thread and is left to finish.
+            destroy: False keeps the LoadGen SUT alive (LoadGen's thread still uses it; the process is
+                about to exit).
+
+        Returns:
+            True when every worker has ended.
+        """
         for _ in self._threads:
             self._queue.put(_STOP)
         for t in self._threads:
-            t.join()
-        self._threads.clear()
-        if self.handle is not None:
+            t.join(wait_s)
+        alive = [t for t in self._threads if t.is_alive()]
+        self._threads = alive
+        if destroy and self.handle is not None:
             lg.DestroySUT(self.handle)
             self.handle = None
+        return not alive
+
+    def interrupt(self) -> None:
+        """Drain mode (first Ctrl-C): no more backend calls; every sample in flight, queued or issued from
+        now on is completed at once with an empty response. Idempotent; never raises."""
+        try:
+            with self._lock:
+                self._draining = True
+                pending = list(self._inflight.values())
+                self._inflight.clear()
+            for ids in pending:
+                self._complete_empty(ids)
+            stops = 0
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stops += 1
+                elif self.config.scenario == "Server":
+                    self._complete_empty(np.array([item[0]], dtype=np.uint64))
+                else:
+                    self._complete_empty(item[0])
+            for _ in range(stops):
+                self._queue.put(_STOP)
+        except BaseException as exc:  # noqa: BLE001 - called on Ctrl-C; keep the cause
+            if not isinstance(exc, KeyboardInterrupt):
+                self._record(exc)
+
+    @property
+    def draining(self) -> bool:
+        """True after ``interrupt()``."""
+        return self._draining
 
     # -- LoadGen callbacks -----------------------------------------------------------------------
     def issue_queries(self, query_samples: list) -> None:
-        """LoadGen callback: ``query_samples`` is a list of ``QuerySample`` (``.id``, ``.index``)."""
-        scenario = self.config.scenario
-        if scenario == "Offline":
+        """LoadGen callback: ``query_samples`` is a list of ``QuerySample`` (``.id``, ``.index``).
+
+        Never raises: an exception thrown through LoadGen's C++ ends the process. The batches are planned
+        before any sample is handed on, so on an error there every sample of the query is completed empty
+        and ``error`` keeps the cause."""
+        try:
             ids = np.fromiter((q.id for q in query_samples), dtype=np.uint64, count=len(query_samples))
-            idx = np.fromiter((q.index for q in query_samples), dtype=np.int64, count=len(query_samples))
-            for batch in plan_batches(self.qsl.lengths[idx], self.config.batcher, self.cap):
-                self._queue.put((ids[batch], idx[batch]))
-        elif scenario == "Server":
+        except BaseException as exc:  # noqa: BLE001 - recorded; nothing can be completed without ids
+            self._record(exc)
+            return
+        try:
+            handoff = self._plan(ids, query_samples)
+        except BaseException as exc:  # noqa: BLE001 - recorded and re-raised by the runner
+            self._record(exc)
+            handoff = None
+        if handoff is None:
+            self._safe_complete_empty(ids)
+            return
+        handoff()
+
+    def _plan(self, ids: np.ndarray, query_samples: list):
+        """What to do with a query, as a function that cannot raise; None = complete it empty (draining)."""
+        if self._draining:
+            return None
+        scenario = self.config.scenario
+        if scenario == "Server":
             now = time.monotonic()
-            for q in query_samples:
-                self._queue.put((q.id, q.index, now))
-        else:  # SingleStream / MultiStream: run right here
-            ids = np.array([q.id for q in query_samples], dtype=np.uint64)
-            idx = np.array([q.index for q in query_samples], dtype=np.int64)
-            for batch in plan_batches(self.qsl.lengths[idx], self.config.batcher, self.cap):
-                self.run_batch(ids[batch], idx[batch])
+            items = [(q.id, q.index, now) for q in query_samples]
+            return lambda: [self._queue.put(item) for item in items]
+        idx = np.fromiter((q.index for q in query_samples), dtype=np.int64, count=len(query_samples))
+        batches = [(ids[b], idx[b]) for b in plan_batches(self.qsl.lengths[idx], self.config.batcher, self.cap)]
+        if scenario == "Offline":
+            return lambda: [self._queue.put(b) for b in batches]
+        return lambda: [self.run_batch(*b) for b in batches]  # SingleStream / MultiStream: run right here
 
     def flush_queries(self) -> None:
-        """LoadGen callback at the end of a run; queued samples are already being served."""
+        """LoadGen callback at the end of a run; queued samples are already being served. Never raises."""
 
     # -- workers ---------------------------------------------------------------------------------
     def _offline_worker(self) -> None:
@@ -168,24 +240,41 @@ class BertSUT:
                     break
                 pending.append(nxt)
             ids = np.array([p[0] for p in pending], dtype=np.uint64)
-            idx = np.array([p[1] for p in pending], dtype=np.int64)
-            for batch in plan_batches(self.qsl.lengths[idx], self.config.batcher, self.cap):
-                self.run_batch(ids[batch], idx[batch])
+            try:
+                idx = np.array([p[1] for p in pending], dtype=np.int64)
+                batches = [(ids[b], idx[b]) for b in plan_batches(self.qsl.lengths[idx], self.config.batcher,
+                                                                   self.cap)]
+            except BaseException as exc:  # noqa: BLE001 - recorded; the samples must still complete
+                self._record(exc)
+                self._safe_complete_empty(ids)
+                batches = []
+            for b in batches:
+                self.run_batch(*b)
             if stop:
                 return
 
     # -- the work --------------------------------------------------------------------------------
     def run_batch(self, sample_ids: np.ndarray, sample_indices: np.ndarray) -> None:
-        """Run one batch through the backend and complete its samples (always, even on error).
+        """Run one batch through the backend and complete its samples (always, even on error; never
+        raises). In drain mode the backend is not called and the samples are completed empty.
 
         Args:
             sample_ids: uint64 [B] LoadGen response ids.
             sample_indices: int64 [B] QSL indices.
         """
-        lengths = self.qsl.lengths[sample_indices]
-        seq = padded_length(int(lengths.max()), self.config.batcher.pad_to_multiple, self.cap)
+        with self._lock:
+            draining = self._draining
+            if not draining:
+                token = self._next_token
+                self._next_token += 1
+                self._inflight[token] = sample_ids
+        if draining:
+            self._safe_complete_empty(sample_ids)
+            return
         logits = None
         try:
+            lengths = self.qsl.lengths[sample_indices]
+            seq = padded_length(int(lengths.max()), self.config.batcher.pad_to_multiple, self.cap)
             if self.error is None:
                 logits = self.backend.predict(
                     self.qsl.input_ids[sample_indices, :seq],
@@ -196,34 +285,47 @@ class BertSUT:
                     raise BackendFailure(f"backend {self.backend.name!r} returned logits of shape "
                                          f"{tuple(logits.shape)}, expected {(len(sample_ids), seq, 2)}")
         except BaseException as exc:  # noqa: BLE001 - recorded and re-raised by the runner
-            with self._lock:
-                if self.error is None:
-                    self.error = exc
+            self._record(exc)
+            logits = None
         finally:
-            self._complete(sample_ids, lengths, seq, logits)
+            with self._lock:  # interrupt() may have completed this batch already
+                mine = self._inflight.pop(token, None) is not None
+            if mine:
+                try:
+                    if logits is None:
+                        self._complete_empty(sample_ids)
+                    else:
+                        self._complete(sample_ids, lengths, seq, logits)
+                except BaseException as exc:  # noqa: BLE001 - never into LoadGen's C++
+                    self._record(exc)
 
-    def _complete(self, sample_ids: np.ndarray, lengths: np.ndarray, seq: int, logits: np.ndarray | None) -> None:
+    def _record(self, exc: BaseException) -> None:
+        with self._lock:
+            if self.error is None:
+                self.error = exc
+
+    def _safe_complete_empty(self, sample_ids: np.ndarray) -> None:
+        try:
+            self._complete_empty(sample_ids)
+        except BaseException as exc:  # noqa: BLE001 - never into LoadGen's C++
+            self._record(exc)
+
+    def _complete_empty(self, sample_ids: np.ndarray) -> None:
+        """Complete ``sample_ids`` (uint64 [B]) with empty responses (no bytes)."""
+        if len(sample_ids) == 0:
+            return
+        lg.QuerySamplesComplete([lg.QuerySampleResponse(int(i), 0, 0) for i in sample_ids])
+        with self._lock:
+            self.samples_completed += len(sample_ids)
+
+    def _complete(self, sample_ids: np.ndarray, lengths: np.ndarray, seq: int, logits: np.ndarray) -> None:
         b = len(sample_ids)
-        if logits is None:
-            responses = [lg.QuerySampleResponse(int(i), 0, 0) for i in sample_ids]
-            lg.QuerySamplesComplete(responses)
-        else:
-            if self.config.response_rows == "full":
-                buf = np.full((b, self.cap, 2), PAD_LOGIT, dtype=np.float32)
-                buf[:, :seq] = logits
-                lengths = np.full(b, self.cap)
-            else:
-                buf = np.ascontiguousarray(logits, dtype=np.float32)
-            # (B, rows, 2) float32: sample k's response starts at k * rows * 8 bytes.
-            base = buf.ctypes.data
-            stride = buf.shape[1] * 2 * 4
-            responses = [
-                lg.QuerySampleResponse(int(sample_ids[k]), base + k * stride, int(lengths[k]) * 8)
-                for k in range(b)
-            ]
-            # ``buf`` is referenced here until QuerySamplesComplete has copied the bytes.
-            lg.QuerySamplesComplete(responses)
-            del buf
+        buf, stride, nbytes = pack_batch(logits, lengths, self.config.response_rows, self.cap)  # (B, rows, 2)
+        base = buf.ctypes.data
+        responses = [lg.QuerySampleResponse(int(sample_ids[k]), base + k * stride, int(nbytes[k])) for k in range(b)]
+        # ``buf`` is referenced here until QuerySamplesComplete has copied the bytes.
+        lg.QuerySamplesComplete(responses)
+        del buf
         with self._lock:
             self.samples_completed += b
             self.batches_run += 1

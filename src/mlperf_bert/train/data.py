@@ -18,9 +18,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import os
-import tempfile
-import zipfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -30,7 +27,7 @@ from tqdm.auto import tqdm
 
 from mlperf_bert.config import SquadConfig
 from mlperf_bert.errors import ConfigError, DataError
-from mlperf_bert.hashing import file_sha256
+from mlperf_bert.fileio import file_sha256, load_npz, save_npz
 from mlperf_bert.squad.features import doc_spans
 from mlperf_bert.squad.tokenization import SPECIAL_TOKENS, load_vocab
 
@@ -291,22 +288,11 @@ def load_train_features(train_path: Path, vocab_path: Path, cfg: SquadConfig, ca
     }, sort_keys=True).encode()).hexdigest()
     path = Path(cache_dir) / f"squad-train-{key[:16]}.npz"
     names = [f.name for f in fields(TrainFeatures)]
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            if str(npz["key"]) == key:
-                feats = TrainFeatures(**{n: npz[n] for n in names})
-                if int(feats.example_index.max(initial=-1)) < len(examples):
-                    return examples, feats
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-        pass
+    cached = load_npz(path, key, names)
+    if cached is not None:
+        feats = TrainFeatures(**cached)
+        if int(feats.example_index.max(initial=-1)) < len(examples):
+            return examples, feats
     feats = convert_train_features(examples, vocab_path, cfg, progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, key=np.array(key), **{n: getattr(feats, n) for n in names})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    save_npz(path, key, {n: getattr(feats, n) for n in names})
     return examples, feats

@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -35,8 +34,10 @@ from torch import nn
 from mlperf_bert.backends.pytorch import torch_device
 from mlperf_bert.config import SquadConfig
 from mlperf_bert.errors import ConfigError, DataError, ModelError
+from mlperf_bert.fileio import atomic_path
 from mlperf_bert.squad.types import Example, Features
 from mlperf_bert.sut.batcher import BatcherConfig, plan_batches
+from mlperf_bert.sut.responses import PAD_LOGIT
 from mlperf_bert.train.data import TrainFeatures
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -117,15 +118,9 @@ class TrainResult:
 
 def cpu_has_native_bf16() -> bool:
     """True when this x86 CPU computes bf16 natively (AVX512_BF16 or AMX-BF16 in /proc/cpuinfo)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            flags = set(line.split(":", 1)[1].split())
-            return bool({"avx512_bf16", "amx_bf16"} & flags)
-    return False
+    from mlperf_bert.machine import cpu_flags
+
+    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
@@ -213,9 +208,8 @@ def save_hf_model(model: nn.Module, out_dir: Path, tokenizer_dir: Path | None = 
     model.config.architectures = ["BertForQuestionAnswering"]
     model.config.to_json_file(str(out_dir / "config.json"))
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tmp = out_dir / "model.safetensors.tmp"
-    save_file(state, str(tmp), metadata={"format": "pt"})
-    os.replace(tmp, out_dir / "model.safetensors")
+    with atomic_path(out_dir / "model.safetensors") as tmp:
+        save_file(state, str(tmp), metadata={"format": "pt"})
     if tokenizer_dir is not None:
         for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
             src = Path(tokenizer_dir) / name
@@ -262,9 +256,8 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 
 def _save_atomic(obj: dict, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def train(model: nn.Module, features: TrainFeatures, cfg: TrainConfig, out_dir: Path, *,
@@ -422,7 +415,7 @@ def predict_logits(predict: Callable[[np.ndarray, np.ndarray, np.ndarray], np.nd
 
     lengths = features.lengths
     seq = features.input_ids.shape[1]
-    out = np.full((len(features), seq, 2), -10000.0, dtype=np.float32)
+    out = np.full((len(features), seq, 2), PAD_LOGIT, dtype=np.float32)
     batches = plan_batches(lengths, BatcherConfig(max_batch_size=batch_size, token_budget=token_budget), cap=seq)
     for b in tqdm(batches, desc="dev logits", unit="batch", disable=not progress, delay=1.0):
         n = int(lengths[b].max())
@@ -540,7 +533,8 @@ def run_finetune(job: FinetuneJob, *, dev_data: tuple[list[Example], Features] |
         ModelError: encoder folder missing or not BERT. DataError: missing/bad training file.
         ConfigError: bad settings, resume without checkpoint.
     """
-    from mlperf_bert.runner import _versions, machine_info, write_json_atomic
+    from mlperf_bert.machine import machine_summary, package_versions
+    from mlperf_bert.fileio import write_json_atomic
     from mlperf_bert.train.data import load_train_features
 
     say = on_event or (lambda m: None)
@@ -569,7 +563,7 @@ def run_finetune(job: FinetuneJob, *, dev_data: tuple[list[Example], Features] |
         dev = _dev_f1(HFQuestionAnswering(model), device, dev_data[0], dev_data[1], dev_vocab, job.squad,
                       job.eval_questions, progress)
         say(f"dev: EM {dev['exact_match']:.3f} F1 {dev['f1']:.3f} on {dev['questions']:,} questions")
-    machine, versions = machine_info(), _versions()
+    machine, versions = machine_summary(), package_versions()
     info = {"job": job, "result": {k: v for k, v in dataclasses.asdict(result).items() if k != "losses"},
             "loss_first": result.losses[:1], "loss_last_20_mean": float(np.mean(result.losses[-20:])),
             "dev": dev, "machine": machine, "versions": versions,

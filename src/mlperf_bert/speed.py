@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mlperf_bert.logs.settings import LoadGenConfig
+from mlperf_bert.loadgen.settings import LoadGenConfig
 from mlperf_bert.qsl.qsl import SquadQSL
 from mlperf_bert.sut.batcher import BatcherConfig, padded_length, plan_batches
 from mlperf_bert.sut.sut import BertSUT, SUTConfig
@@ -126,14 +126,15 @@ def loadgen_run(backend, qsl: SquadQSL, sut_cfg: SUTConfig, outdir, *, samples: 
     same samples). Server: ``target_qps`` for ``duration_s``. SingleStream: ``duration_s`` of queries.
     Returns samples/s, latency percentiles (ms), validity and the issued indices (Offline).
     """
+    from mlperf_bert.loadgen.session import run_test
     from mlperf_bert.logs.parse import perf_result, read_detail_log
-    from mlperf_bert.runner import _run_loadgen
 
     lg_cfg = LoadGenConfig(scenario=sut_cfg.scenario, mode="performance", rules="quick",
                            quick_duration_s=duration_s, min_query_count=max(1, samples),
                            expected_qps=target_qps if target_qps else (1.0 if sut_cfg.scenario == "Offline" else None),
-                           expected_latency_ms=expected_latency_ms, performance_sample_count=qsl.count)
-    sut = _run_loadgen(backend, qsl, sut_cfg, lg_cfg, outdir, sut_class=RecordingSUT)
+                           expected_latency_ms=expected_latency_ms, performance_sample_count=qsl.count,
+                           trace=False)  # the trace would be part of what is measured
+    sut = run_test(backend, qsl, sut_cfg, lg_cfg, outdir, sut_class=RecordingSUT).sut
     if sut.error is not None:
         raise sut.error
     res = perf_result(read_detail_log(outdir / "mlperf_log_detail.txt"))
