@@ -152,6 +152,35 @@ def test_replica_flags_need_replicas_and_sane_values(tmp_path, capsys):
     assert not any(tmp_path.iterdir())  # refused before any work
 
 
+def test_run_json_round_trip_command_line_and_system_description_keep_the_cluster(tmp_path):
+    """compliance reruns get the same replicas (run.json -> RunConfig), a missing scenario's command names
+    them, and the system description counts the nodes that hosted replicas."""
+    from mlperf_bert.distributed.ray_pool import DistributedConfig
+    from mlperf_bert.fileio import jsonable
+    from mlperf_bert.machine import read_machine
+    from mlperf_bert.submission.compliance import run_config_from_json
+    from mlperf_bert.submission.system import missing_fields, system_description
+    from mlperf_bert.submission.tree import command_line
+
+    cfg = RunConfig(data=DataPaths(tmp_path / "d.json", tmp_path / "v.txt", tmp_path), backend=BackendConfig("null"),
+                    distributed=DistributedConfig(replicas=3, replica_gpus=1, address="auto"))
+    info = {"config": jsonable(cfg)}
+    assert run_config_from_json(json.loads(json.dumps(info))) == cfg
+    assert command_line(info).endswith(" --replicas 3 --replica-inflight 2 --replica-gpus 1 --ray-address auto")
+    cluster = {"ray_version": "2.60.0", "nodes": 2, "replicas": 3,
+               "per_replica": {"cpus": 4, "gpus": 1, "threads": 4, "inflight": 2}}
+    args = dict(facts=read_machine(use_tools=False), submitter="acme", division="closed", system_name="box",
+                framework="ONNX Runtime", versions={}, system_type="edge")
+    two = system_description(**args, cluster=cluster)
+    assert two["number_of_nodes"] == 2
+    assert two["sw_notes"].endswith("; Ray 2.60.0: LoadGen, QSL and batching in one driver process, 3 backend "
+                                    "replica(s) on 2 node(s), 4 CPU / 1 GPU / 4 thread(s) each")
+    assert two["host_networking_topology"] == "" and ("host_networking_topology", True) in missing_fields(two, "current")
+    one = system_description(**args, cluster={**cluster, "nodes": 1})
+    assert one["number_of_nodes"] == 1 and one["host_networking_topology"] == "N/A (single node)"
+    assert system_description(**args)["number_of_nodes"] == 1
+
+
 # -- one Ray cluster for the rest ------------------------------------------------------------------
 @needs_ray
 @pytest.mark.parametrize("scenario", ["Offline", "Server"])
@@ -285,6 +314,35 @@ def test_more_cpus_than_the_cluster_has_is_one_line(cluster):
 
     with pytest.raises(ConfigError, match=r"^--replicas 3 x --replica-cpus 1 = 3 CPUs, but the Ray cluster has 2$"):
         RayReplicaPool.start(ECHO_SPEC, BackendConfig("echo"), DistributedConfig(replicas=3, replica_cpus=1))
+
+
+@needs_ray
+@pytest.mark.integration
+def test_compliance_test01_reruns_through_the_same_replicas(cluster, shared, tmp_path):
+    """A submission run on 2 replicas, then TEST01 from its run.json: the rerun uses the replicas again and its
+    sampled responses equal the accuracy run's byte for byte."""
+    import test_submission_support as sup
+    from mlperf_bert.distributed.ray_pool import DistributedConfig
+    from mlperf_bert.submission.compliance import run_compliance
+
+    examples, feats = sup.data()
+    cfg = RunConfig(
+        data=DataPaths(dataset=tmp_path / "unused.json", vocab=shared / "data" / "vocab.txt", cache_dir=tmp_path),
+        backend=BackendConfig(name="oracle"),
+        sut=SUTConfig(scenario="Offline", batcher=BatcherConfig(max_batch_size=16, token_budget=4096)),
+        loadgen=LoadGenConfig(scenario="Offline", rules="quick", quick_duration_s=0.3, expected_qps=2000),
+        output_dir=tmp_path / "runs", run_name="sub", probe=False,
+        distributed=DistributedConfig(replicas=2, replica_cpus=0.5))
+    with deadline(300):
+        sub = run(cfg, registry=sup.registry(), load_data=lambda *a: (examples, feats), progress=False)
+        res = run_compliance("TEST01", sub.run_dir, tmp_path / "comp", registry=sup.registry(),
+                             load_data=lambda *a: (examples, feats), scorer=sup.scorer_for(shared), progress=False,
+                             perf_tolerance=100.0, quiet_wait_s=None)
+    assert sub.accuracy.f1 == 100.0 and sub.info["cluster"]["replicas"] == 2
+    assert res.passed and res.log.identical and res.log.test_entries > 0 and res.log.mismatched == 0
+    reruns = [json.loads(p.read_text()) for p in (tmp_path / "comp").rglob("run.json")]
+    assert reruns and all(r["cluster"]["replicas"] == 2 and r["config"]["distributed"] == cfg.distributed.__dict__
+                          for r in reruns)
 
 
 _CTRL_C = textwrap.dedent('''

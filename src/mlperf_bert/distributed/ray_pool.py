@@ -172,7 +172,7 @@ class _ReplicaState:
     alive: bool = True
     inflight: int = 0  # batches sent and not yet answered
     inflight_tokens: int = 0  # sum of B x L over those batches
-    batches: int = 0  # answered batches (warm-up and probe included)
+    batches: int = 0  # batches answered through predict (the probe included, the warm-up not)
     samples: int = 0
     tokens: int = 0  # padded tokens (B x L) answered
     lost: str | None = None
@@ -291,7 +291,11 @@ class RayReplicaPool:
                 except ray.exceptions.RayError as exc:
                     raise BackendFailure(f"replica {r.index} did not start: {_one_line(exc)}") from None
                 if err is not None:
-                    raise type(err)(f"{r.where}: {err}") from None
+                    try:
+                        named = type(err)(f"{r.where}: {err}")
+                    except Exception:  # noqa: BLE001 - an error class with another signature
+                        named = BackendFailure(f"{r.where}: {type(err).__name__}: {err}")
+                    raise named from None
 
     def _warm_up(self, batch: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
         ray = self._ray
@@ -450,7 +454,8 @@ class RayReplicaPool:
     def cluster_record(self) -> dict:
         """What run.json says about the cluster: Ray version and address, the nodes that hosted replicas,
         every node of the cluster with its resources, per-replica resources, and each replica's node and
-        the batches/samples/padded tokens it answered (warm-up and probe included) or why it was lost."""
+        the batches/samples/padded tokens it answered through ``predict`` (the probe included, the warm-up
+        not) or why it was lost."""
         ray = self._ray
         nodes = []
         try:
@@ -493,8 +498,8 @@ def _init_ray(ray, address: str | None) -> None:
     from mlperf_bert.machine import physical_cores
 
     common = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
-    if address is None:
-        ray.init(num_cpus=physical_cores(), **common)
+    if address is None:  # "local": a new Ray even when RAY_ADDRESS names a cluster
+        ray.init(address="local", num_cpus=physical_cores(), **common)
         return
     try:
         ray.init(address=address, **common)
