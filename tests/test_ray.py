@@ -14,6 +14,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -339,6 +340,14 @@ def test_compliance_test01_reruns_through_the_same_replicas(cluster, shared, tmp
                              load_data=lambda *a: (examples, feats), scorer=sup.scorer_for(shared), progress=False,
                              perf_tolerance=100.0, quiet_wait_s=None)
     assert sub.accuracy.f1 == 100.0 and sub.info["cluster"]["replicas"] == 2
+    from rich.console import Console
+
+    from mlperf_bert.report.terminal import print_run_summary
+
+    console = Console(record=True, width=200)
+    print_run_summary(sub, cfg, console=console)
+    assert re.search(r"│ replicas +│ 2 on [12] node\(s\) \(Ray [0-9.]+\), 0\.5 CPU / 0 GPU / 1 thread\(s\) each +│",
+                     console.export_text())
     assert res.passed and res.log.identical and res.log.test_entries > 0 and res.log.mismatched == 0
     reruns = [json.loads(p.read_text()) for p in (tmp_path / "comp").rglob("run.json")]
     assert reruns and all(r["cluster"]["replicas"] == 2 and r["config"]["distributed"] == cfg.distributed.__dict__
