@@ -176,7 +176,8 @@ def test_run_json_round_trip_command_line_and_system_description_keep_the_cluste
     assert two["number_of_nodes"] == 2
     assert two["sw_notes"].endswith("; Ray 2.60.0: LoadGen, QSL and batching in one driver process, 3 backend "
                                     "replica(s) on 2 node(s), 4 CPU / 1 GPU / 4 thread(s) each")
-    assert two["host_networking_topology"] == "" and ("host_networking_topology", True) in missing_fields(two, "current")
+    assert two["host_networking_topology"] == ""
+    assert ("host_networking_topology", True) in missing_fields(two, "current")
     one = system_description(**args, cluster={**cluster, "nodes": 1})
     assert one["number_of_nodes"] == 1 and one["host_networking_topology"] == "N/A (single node)"
     assert system_description(**args)["number_of_nodes"] == 1
@@ -346,7 +347,7 @@ def test_compliance_test01_reruns_through_the_same_replicas(cluster, shared, tmp
 
     console = Console(record=True, width=200)
     print_run_summary(sub, cfg, console=console)
-    assert re.search(r"│ replicas +│ 2 on [12] node\(s\) \(Ray [0-9.]+\), 0\.5 CPU / 0 GPU / 1 thread\(s\) each +│",
+    assert re.search(r"│ replicas +│ 2 on [12] node\(s\) \(Ray [0-9.]+\), 0\.5 CPU / 0 GPU / 1 thread\(s\) each",
                      console.export_text())
     assert res.passed and res.log.identical and res.log.test_entries > 0 and res.log.mismatched == 0
     reruns = [json.loads(p.read_text()) for p in (tmp_path / "comp").rglob("run.json")]
@@ -388,7 +389,8 @@ _CTRL_C = textwrap.dedent('''
 
     seen = {}
     examples, feats = synthetic_features(200)
-    cfg = RunConfig(data=DataPaths(out / "x", out / "y", out), backend=BackendConfig("echo", options={"delay_ms": 1000}),
+    cfg = RunConfig(data=DataPaths(out / "x", out / "y", out),
+                    backend=BackendConfig("echo", options={"delay_ms": 1000}),
                     sut=SUTConfig("Offline", batcher=BatcherConfig(max_batch_size=4)),
                     loadgen=LoadGenConfig(scenario="Offline"), modes=("accuracy",),
                     output_dir=out / "runs", run_name="stop", distributed=DistributedConfig(replicas=2))

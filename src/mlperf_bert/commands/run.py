@@ -70,8 +70,8 @@ def add_run_args(p: argparse.ArgumentParser, registry, *, scenario: bool = True,
     b.add_argument("--pad-to-multiple", type=int, default=1, help="pad batches to a multiple of N tokens")
     b.add_argument("--server-max-wait-ms", type=float, default=5.0,
                    help="Server: longest a sample waits for a batch to fill (ms, default 5)")
-    b.add_argument("--workers", type=int, default=1, help="SUT worker threads (Offline/Server, default 1; with --replicas: replicas x "
-                        "--replica-inflight)")
+    b.add_argument("--workers", type=int, default=1,
+                   help="SUT worker threads (Offline/Server, default 1; --replicas: replicas x --replica-inflight)")
     b.add_argument("--response-rows", default="trimmed", choices=("trimmed", "full"),
                    help="trimmed: each response holds its real-length rows (the scorer pads); full: 384 rows")
     add_replica_args(p)
