@@ -32,13 +32,16 @@ def synthetic_features(n: int = 200, seq: int = 384, seed: int = 0) -> tuple[lis
 
 
 class EchoBackend:
-    """Deterministic logits that encode each token: start = input_id, end = -input_id, as float32."""
+    """Deterministic logits that encode each token: start = input_id, end = -input_id, as float32.
+
+    Options: ``fail_after`` (raise on every batch after the first N), ``delay_ms`` (sleep per batch)."""
 
     name = "echo"
     calls: list = []
 
-    def __init__(self, fail_after: int | None = None) -> None:
+    def __init__(self, fail_after: int | None = None, delay_ms: float = 0.0) -> None:
         self.fail_after = fail_after
+        self.delay_s = delay_ms / 1000.0
         self.calls = []
 
     @classmethod
@@ -47,6 +50,10 @@ class EchoBackend:
 
     def predict(self, input_ids, input_mask, segment_ids):
         self.calls.append(input_ids.shape)
+        if self.delay_s:
+            import time
+
+            time.sleep(self.delay_s)
         if self.fail_after is not None and len(self.calls) > self.fail_after:
             raise RuntimeError("simulated accelerator fault")
         ids = input_ids.astype(np.float32)
@@ -57,7 +64,8 @@ class EchoBackend:
 
 
 ECHO_SPEC = BackendSpec(name="echo", target="fakes:EchoBackend", summary="test echo backend",
-                        options=(BackendOption("fail_after", int, None, help="raise after N batches"),))
+                        options=(BackendOption("fail_after", int, None, help="raise after N batches"),
+                                 BackendOption("delay_ms", float, 0.0, help="sleep per batch (ms)")))
 
 
 def registry_with_fakes() -> BackendRegistry:

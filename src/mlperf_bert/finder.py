@@ -150,9 +150,10 @@ class PeakResult:
         return self.confirmed and not rest
 
 
-def _model_applies(sut) -> bool:
-    """The queueing model assumes one server taking queries one at a time in arrival order."""
-    return sut.workers == 1 and sut.batcher.max_batch_size == 1
+def _model_applies(sut, distributed=None) -> bool:
+    """The queueing model assumes one server taking queries one at a time in arrival order (not Ray
+    replicas, which serve several at once)."""
+    return sut.workers == 1 and sut.batcher.max_batch_size == 1 and distributed is None
 
 
 @dataclass(frozen=True)
@@ -346,7 +347,7 @@ def find_peak_server(base, finder: FinderConfig = FinderConfig(), *, name: str |
         detail = read_detail_log(res.run_dir / "performance" / "mlperf_log_detail.txt")
         return res, detail
 
-    modelled = _model_applies(base.sut)
+    modelled = _model_applies(base.sut, base.distributed)
     measured: list[tuple[np.ndarray, np.ndarray]] = []  # (lengths, service ms) per run, for the model
     qsl_lengths = features.input_mask.sum(axis=1)
 

@@ -16,6 +16,7 @@ import dataclasses
 import os
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -26,6 +27,7 @@ from mlperf_bert import machine
 from mlperf_bert.backends.base import BackendConfig
 from mlperf_bert.backends.registry import BackendRegistry
 from mlperf_bert.config import DataPaths, SquadConfig
+from mlperf_bert.distributed.ray_pool import DistributedConfig
 from mlperf_bert.errors import BackendFailure, ConfigError, RunInterrupted
 from mlperf_bert.fileio import write_json_atomic
 from mlperf_bert.loadgen.session import interrupts_deferred, run_test
@@ -34,7 +36,7 @@ from mlperf_bert.logs.parse import PerfResult, perf_result, read_detail_log
 from mlperf_bert.qsl.qsl import SquadQSL
 from mlperf_bert.squad.types import Example, Features
 from mlperf_bert.sut.batcher import plan_batches
-from mlperf_bert.sut.sut import SUTConfig
+from mlperf_bert.sut.sut import SUTConfig, worker_count
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,8 @@ class RunConfig:
         accuracy_dtype: dtype of the responses in the accuracy log (``float32``).
         accuracy_target: the benchmark's F1 target (``accuracy.targets.AccuracyTarget``), or None;
             recorded in run.json and shown in the summary.
+        distributed: backend replicas on Ray (``--replicas``; ``distributed.ray_pool``), or None for one
+            backend in this process.
     """
 
     data: DataPaths
@@ -68,6 +72,7 @@ class RunConfig:
     max_examples: int | None = None
     probe: bool = True
     accuracy_target: Any = None
+    distributed: DistributedConfig | None = None
 
     def __post_init__(self) -> None:
         if self.loadgen.scenario != self.sut.scenario:
@@ -114,6 +119,8 @@ def probe_throughput(backend, qsl: SquadQSL, sut_cfg: SUTConfig, seconds: float 
     until ``seconds`` pass. Server: random batches of ``max_batch_size`` samples (what a busy Server queue
     holds). Both give samples/s; the first batch is warm-up, untimed.
     SingleStream/MultiStream: mean latency of one query (1 or 8 samples) in ms.
+    Offline and Server run the batches over as many threads as the SUT will (``worker_count``: a replica
+    pool's ``slots``), so a pool of replicas is measured as a whole.
     Returns a dict with ``samples_per_second`` and ``query_latency_ms`` (the one the scenario uses).
     """
     rng = np.random.default_rng(seed)
@@ -128,22 +135,29 @@ def probe_throughput(backend, qsl: SquadQSL, sut_cfg: SUTConfig, seconds: float 
         backend.predict(qsl.input_ids[batch, :seq], qsl.input_mask[batch, :seq], qsl.segment_ids[batch, :seq])
 
     size = per_query or sut_cfg.batcher.max_batch_size
+    threads = 1 if per_query else worker_count(backend, sut_cfg)
     if sut_cfg.scenario == "Offline":
         pool = planned(rng.choice(qsl.count, size=min(OFFLINE_PROBE_POOL, qsl.count), replace=False))
         order = rng.permutation(len(pool))
-        queries_of = lambda k: [pool[order[k % len(order)]]]  # noqa: E731 - one batch at a time
+        queries_of = lambda k: [pool[order[(k * threads + j) % len(order)]] for j in range(threads)]  # noqa: E731
     else:
-        queries_of = lambda k: planned(rng.choice(qsl.count, size=min(size, qsl.count), replace=False))  # noqa: E731
-    for b in queries_of(0):  # warm-up
-        run(b)
-    done, t0 = 0, time.perf_counter()
-    queries = 0
-    while time.perf_counter() - t0 < seconds or queries == 0:
-        for b in queries_of(queries + 1):
-            run(b)
-            done += len(b)
-        queries += 1
-    dt = time.perf_counter() - t0
+        queries_of = lambda k: [b for _ in range(threads)  # noqa: E731
+                                for b in planned(rng.choice(qsl.count, size=min(size, qsl.count), replace=False))]
+    executor = ThreadPoolExecutor(threads) if threads > 1 else None
+    run_all = (lambda bs: list(executor.map(run, bs))) if executor else (lambda bs: [run(b) for b in bs])  # noqa: E731
+    try:
+        run_all(queries_of(0))  # warm-up
+        done, t0 = 0, time.perf_counter()
+        queries = 0
+        while time.perf_counter() - t0 < seconds or queries == 0:
+            batches = queries_of(queries + 1)
+            run_all(batches)
+            done += sum(len(b) for b in batches)
+            queries += 1
+        dt = time.perf_counter() - t0
+    finally:
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
     return {"samples_per_second": done / dt, "query_latency_ms": 1000.0 * dt / queries,
             "samples": done, "seconds": dt}
 
@@ -301,7 +315,16 @@ def run(cfg: RunConfig, *, registry: BackendRegistry | None = None,
         say(f"{len(features):,} features from {len(examples):,} questions ({cfg.data.dataset})")
         phase = "backend"
         backend_cfg = registry.prepare(cfg.backend, say)  # export / graph optimization, once (cached)
-        backend = registry.load(backend_cfg)
+        if cfg.distributed is None:
+            backend = registry.load(backend_cfg)
+        else:  # replicas on Ray, each loading the prepared artifact; warmed up on the first planned batch
+            from mlperf_bert.distributed.ray_pool import RayReplicaPool, warmup_batch
+
+            lengths = features.input_mask.sum(axis=1)
+            first = plan_batches(lengths, cfg.sut.batcher, features.input_ids.shape[1])[0]
+            backend = RayReplicaPool.start(
+                registry.spec(backend_cfg.name), backend_cfg, cfg.distributed, say=say,
+                warmup=warmup_batch(features.input_ids, features.input_mask, features.segment_ids, lengths, first))
     except KeyboardInterrupt as exc:
         if backend is not None:
             backend.close()
@@ -374,7 +397,11 @@ def run(cfg: RunConfig, *, registry: BackendRegistry | None = None,
         raise
     finally:
         with interrupts_deferred():
-            if not keep_backend:  # a worker may still be inside the backend; the process exits anyway
+            if cfg.distributed is not None:  # the replicas and the Ray they run on, as the run left them
+                info["cluster"] = backend.cluster_record()
+            # A worker may still be inside a local backend; the process exits anyway. A replica pool is
+            # closed under its waiting workers (they get BackendFailure), so its actors and Ray stop.
+            if not keep_backend or cfg.distributed is not None:
                 backend.close()
             status = "complete" if failed is None else (
                 "interrupted" if isinstance(failed, KeyboardInterrupt) else "failed")

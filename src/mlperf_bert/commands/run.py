@@ -72,14 +72,58 @@ def add_run_args(p: argparse.ArgumentParser, registry, *, scenario: bool = True,
                    help="pad batches to a multiple of N tokens (default 1; 64 with --device cuda)")
     b.add_argument("--server-max-wait-ms", type=float, default=5.0,
                    help="Server: longest a sample waits for a batch to fill (ms, default 5)")
-    b.add_argument("--workers", type=int, default=1, help="SUT worker threads (Offline/Server, default 1)")
+    b.add_argument("--workers", type=int, default=1,
+                   help="SUT worker threads (Offline/Server, default 1; --replicas: replicas x --replica-inflight)")
     b.add_argument("--response-rows", default="trimmed", choices=("trimmed", "full"),
                    help="trimmed: each response holds its real-length rows (the scorer pads); full: 384 rows")
+    add_replica_args(p)
     o = p.add_argument_group("output")
     o.add_argument("--output-dir", type=Path, default=Path("runs"), help="parent of run folders (default ./runs)")
     o.add_argument("--run-name", help="run folder name (default: <utc time>-<backend>-<scenario>)")
     o.add_argument("--max-examples", type=int, help="only the first N questions (development)")
     o.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def add_replica_args(p: argparse.ArgumentParser) -> None:
+    """``--replicas`` and its flags: backend replicas on Ray (``distributed.ray_pool``)."""
+    r = p.add_argument_group("scale out on Ray (pip install 'mlperf-bert[ray]')")
+    r.add_argument("--replicas", type=int,
+                   help="run N backend replicas as Ray actors; LoadGen, the QSL and batching stay here (default: one "
+                        "backend in this process). The prepared model's path must be readable on every node")
+    r.add_argument("--replica-cpus", type=float,
+                   help="Ray CPUs per replica (default: the cluster's CPUs / replicas); --threads defaults to it")
+    r.add_argument("--replica-gpus", type=float,
+                   help="Ray GPUs per replica (default: 1 with --device cuda, or --device auto on a cluster with a "
+                        "GPU per replica; else 0)")
+    r.add_argument("--ray-address", metavar="auto|HOST:PORT",
+                   help="join a running Ray cluster ('auto': the one this machine is part of; default: start a local "
+                        "Ray for the run and stop it after)")
+    r.add_argument("--replica-inflight", type=int, default=2,
+                   help="most batches sent to one replica and not yet answered (default 2)")
+
+
+def distributed_config(args: argparse.Namespace):
+    """The ``DistributedConfig`` the replica flags describe, or None without ``--replicas``.
+
+    Raises:
+        ConfigError: a replica flag without ``--replicas``, or a bad value (one line naming the flag).
+        BackendUnavailable: ``--replicas`` without Ray installed (names the extra).
+    """
+    import importlib.util
+
+    from mlperf_bert.distributed.ray_pool import DistributedConfig, import_ray
+    from mlperf_bert.errors import ConfigError
+
+    if getattr(args, "replicas", None) is None:
+        for dest in ("replica_cpus", "replica_gpus", "ray_address"):
+            if getattr(args, dest, None) is not None:
+                raise ConfigError(f"--{dest.replace('_', '-')} needs --replicas N")
+        return None
+    cfg = DistributedConfig(replicas=args.replicas, replica_cpus=args.replica_cpus, replica_gpus=args.replica_gpus,
+                            address=args.ray_address, inflight_per_replica=args.replica_inflight)
+    if importlib.util.find_spec("ray") is None:
+        import_ray()  # raises the one-line BackendUnavailable
+    return cfg
 
 
 def build_run_config(args: argparse.Namespace, *, scenario: str | None = None, modes: tuple | None = None):
@@ -101,6 +145,7 @@ def build_run_config(args: argparse.Namespace, *, scenario: str | None = None, m
                         performance_sample_count=args.performance_sample_count, trace=args.trace)
     check_output_dir(args.output_dir)  # and the run name: one line before the data, the model or an export
     check_run_name(args.output_dir, args.run_name)
+    distributed = distributed_config(args)
     paths = data_paths(args)
     backend = backend_config(args, args.registry, paths.cache_dir)
     batcher = batcher_for_device(device_kind(backend.device), max_batch_size=args.batch_size,
@@ -113,7 +158,7 @@ def build_run_config(args: argparse.Namespace, *, scenario: str | None = None, m
                              reference_f1=args.reference_f1)
     return RunConfig(data=paths, backend=backend, sut=sut, loadgen=lgc, modes=modes, output_dir=args.output_dir,
                      run_name=args.run_name, max_examples=args.max_examples, probe=not args.no_probe,
-                     accuracy_target=target)
+                     accuracy_target=target, distributed=distributed)
 
 
 #: Flags that take a count or a size, and the smallest value each accepts (None: not given).

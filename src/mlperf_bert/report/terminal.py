@@ -21,6 +21,11 @@ def print_run_summary(result, cfg, console: Console | None = None) -> None:
     t.add_column("what", style="bold")
     t.add_column("value")
     t.add_row("model", escape(str(cfg.backend.model)))
+    if (c := result.info.get("cluster")) is not None:  # --replicas: the backend ran as Ray actors
+        per = c["per_replica"]
+        lost = f", {len(c['losses'])} lost during the run" if c.get("losses") else ""
+        t.add_row("replicas", escape(f"{c['replicas']} on {c['nodes']} node(s) (Ray {c['ray_version']}), "
+                                     f"{per['cpus']:g} CPU / {per['gpus']:g} GPU / {per['threads']} thread(s) each{lost}"))
     if result.accuracy is not None:
         from mlperf_bert.accuracy.evaluate import describe
 

@@ -32,6 +32,7 @@ from typing import Any, Callable
 from mlperf_bert.backends.base import BackendConfig
 from mlperf_bert.backends.registry import BackendRegistry
 from mlperf_bert.config import DataPaths, SquadConfig
+from mlperf_bert.distributed.ray_pool import DistributedConfig
 from mlperf_bert.errors import ConfigError, DataError
 from mlperf_bert.fileio import read_json
 from mlperf_bert.logs.parse import perf_result, read_detail_log
@@ -251,10 +252,12 @@ def run_config_from_json(info: dict):
                      cache_dir=_path(c["backend"].get("cache_dir")))
     sut = _build(SUTConfig, c["sut"], batcher=_build(BatcherConfig, c["sut"]["batcher"]))
     target = AccuracyTarget(**c["accuracy_target"]) if c.get("accuracy_target") else None
+    distributed = _build(DistributedConfig, c["distributed"]) if c.get("distributed") else None  # Ray replicas
     return RunConfig(data=data, backend=backend, sut=sut, loadgen=loadgen_config_from_dict(c["loadgen"]),
                      squad=_build(SquadConfig, c.get("squad", {})), modes=tuple(c.get("modes", ())),
                      output_dir=Path(c.get("output_dir", "runs")), run_name=c.get("run_name"),
-                     max_examples=c.get("max_examples"), probe=c.get("probe", True), accuracy_target=target)
+                     max_examples=c.get("max_examples"), probe=c.get("probe", True), accuracy_target=target,
+                     distributed=distributed)
 
 
 def read_run_info(run_dir: Path) -> dict:

@@ -70,7 +70,7 @@ def software_stack(versions: dict) -> str:
 
 def system_description(*, facts: MachineFacts, submitter: str, division: str, system_name: str, framework: str,
                        versions: dict, system_type: str, layout: str = "current", accelerator_used: bool = False,
-                       overrides: dict | None = None) -> dict[str, Any]:
+                       cluster: dict | None = None, overrides: dict | None = None) -> dict[str, Any]:
     """A systems/<system>.json with every field of ``layout``'s checker, filled from ``facts``.
 
     Args:
@@ -83,6 +83,9 @@ def system_description(*, facts: MachineFacts, submitter: str, division: str, sy
         layout: ``v1.0`` or ``current`` (current adds ``host_network_card_count``, ``system_type_detail``).
         accelerator_used: the runs ran on an accelerator (its count and model are then described; else
             ``"0"`` and ``"N/A"``).
+        cluster: run.json ``cluster`` of runs made with ``--replicas`` (Ray): ``number_of_nodes`` is the nodes
+            that hosted replicas, ``sw_notes`` names Ray and the replicas, and a multi-node system's
+            ``host_networking_topology`` is left for the user (the host fields describe this machine).
         overrides: user-given fields (``--system-json``); they win over everything filled in here.
 
     Returns:
@@ -131,6 +134,17 @@ def system_description(*, facts: MachineFacts, submitter: str, division: str, sy
     else:
         desc["accelerators_per_node"] = "0"
         desc.update({k: "N/A" for k in _ACCELERATOR_FIELDS})
+    if cluster:
+        per = cluster.get("per_replica", {})
+        desc["number_of_nodes"] = int(cluster.get("nodes") or 1)
+        desc["sw_notes"] += (f"; Ray {cluster.get('ray_version', '?')}: LoadGen, QSL and batching in one driver "
+                             f"process, {cluster.get('replicas')} backend replica(s) on {desc['number_of_nodes']} "
+                             f"node(s), {per.get('cpus', 0):g} CPU / {per.get('gpus', 0):g} GPU / "
+                             f"{per.get('threads', '?')} thread(s) each")
+        if desc["number_of_nodes"] > 1:
+            desc["host_networking_topology"] = None
+            desc["hw_notes"] = "; ".join(x for x in (desc["hw_notes"], "host fields describe the node that ran "
+                                                     "LoadGen") if x)
     desc.update(overrides or {})
     fields = SYSTEM_FIELDS[layout]
     out = {k: ("" if desc.get(k) is None else desc[k]) for k in fields}

@@ -301,6 +301,13 @@ def command_line(info: dict, scenario: str | None = None) -> str:
         parts.append(f"--max-examples {c['max_examples']}")
     if c.get("accuracy_target"):
         parts.append(f"--benchmark {c['accuracy_target']['benchmark']}")
+    if c.get("distributed"):  # Ray replicas
+        d = c["distributed"]
+        parts.append(f"--replicas {d['replicas']} --replica-inflight {d['inflight_per_replica']}")
+        parts += [f"--{flag} {d[key]:g}" for key, flag in (("replica_cpus", "replica-cpus"),
+                                                           ("replica_gpus", "replica-gpus")) if d.get(key) is not None]
+        if d.get("address"):
+            parts.append(f"--ray-address {d['address']}")
     return " ".join(parts)
 
 
@@ -401,7 +408,8 @@ def assemble_submission(spec: SubmissionSpec) -> Assembled:
     desc = system_description(facts=spec.facts or read_machine(), submitter=spec.submitter, division=spec.division,
                               system_name=spec.system, framework=_framework(first_info),
                               versions=first_info.get("versions", {}), system_type=sys_type, layout=layout,
-                              accelerator_used=_accelerator_used(infos.values()), overrides=spec.system_overrides)
+                              accelerator_used=_accelerator_used(infos.values()), cluster=first_info.get("cluster"),
+                              overrides=spec.system_overrides)
     out.missing_system_fields = missing_fields(desc, layout)
     (base / "systems").mkdir(parents=True)
     (base / "systems" / f"{spec.system}.json").write_text(json.dumps(desc, indent=2) + "\n")

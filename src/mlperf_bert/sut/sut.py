@@ -55,7 +55,8 @@ class SUTConfig:
     Attributes:
         scenario: Offline, Server, SingleStream or MultiStream.
         batcher: batch formation (see ``BatcherConfig``).
-        workers: backend-calling threads for Offline/Server (1 keeps all cores for one intra-op pool).
+        workers: backend-calling threads for Offline/Server (1 keeps all cores for one intra-op pool); a
+            backend with ``slots`` (a replica pool) sets the count instead (``worker_count``).
         response_rows: ``"trimmed"`` (real length) or ``"full"`` (384 rows); see the module docstring.
     """
 
@@ -70,6 +71,13 @@ class SUTConfig:
             raise ConfigError(f"workers must be >= 1, got {self.workers}")
         if self.response_rows not in RESPONSE_ROWS:
             raise ConfigError(f"response_rows must be one of {RESPONSE_ROWS}, got {self.response_rows!r}")
+
+
+def worker_count(backend: Backend, config: SUTConfig) -> int:
+    """Offline/Server worker threads: the backend's ``slots`` when it has them (a pool of replicas,
+    ``distributed.ray_pool``: replicas x batches in flight each), else ``config.workers``."""
+    slots = getattr(backend, "slots", None)
+    return int(slots) if slots else config.workers
 
 
 _STOP = object()
@@ -106,7 +114,7 @@ class BertSUT:
         self.handle = lg.ConstructSUT(self.issue_queries, self.flush_queries)
         if self.config.scenario in ("Offline", "Server"):
             target = self._server_worker if self.config.scenario == "Server" else self._offline_worker
-            for i in range(self.config.workers):
+            for i in range(worker_count(self.backend, self.config)):
                 t = threading.Thread(target=target, name=f"sut-worker-{i}", daemon=True)
                 t.start()
                 self._threads.append(t)
