@@ -113,9 +113,9 @@ def raw_loop(backend, qsl: SquadQSL, indices: np.ndarray, batcher: BatcherConfig
 class RecordingSUT(BertSUT):
     """Our SUT, also keeping the QSL indices LoadGen issued (so the raw loop can replay them)."""
 
-    def issue_queries(self, query_samples: list) -> None:
-        self.issued = np.array([q.index for q in query_samples], dtype=np.int64)
-        super().issue_queries(query_samples)
+    def issue_fast(self, ids: list, indices: list) -> None:
+        self.issued = np.array(indices, dtype=np.int64)
+        super().issue_fast(ids, indices)
 
 
 def loadgen_run(backend, qsl: SquadQSL, sut_cfg: SUTConfig, outdir, *, samples: int = 0, duration_s: float = 0.001,
