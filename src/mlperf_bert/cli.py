@@ -39,6 +39,7 @@ COMMANDS = (
     "submit",
     "report",
     "bench",
+    "tune",
     "quantize",
     "finetune",
 )

@@ -34,7 +34,7 @@ from mlperf_bert.logs.parse import PerfResult, perf_result, read_detail_log
 from mlperf_bert.qsl.qsl import SquadQSL
 from mlperf_bert.squad.types import Example, Features
 from mlperf_bert.sut.batcher import plan_batches
-from mlperf_bert.sut.sut import SUTConfig
+from mlperf_bert.sut.sut import SUTConfig, concurrent_calls, threads_per_worker
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,9 @@ class RunConfig:
         accuracy_dtype: dtype of the responses in the accuracy log (``float32``).
         accuracy_target: the benchmark's F1 target (``submission.benchmark.AccuracyTarget``), or None;
             recorded in run.json and shown in the summary.
+        harness: where the batching, workers, threads and tuned backend options came from
+            (``tune.Harness``: flag, tuned profile or device default), or None; recorded in run.json and shown
+            in the summary. Not part of equality: the same effective settings make the same run.
     """
 
     data: DataPaths
@@ -68,6 +71,7 @@ class RunConfig:
     max_examples: int | None = None
     probe: bool = True
     accuracy_target: Any = None
+    harness: Any = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.loadgen.scenario != self.sut.scenario:
@@ -300,7 +304,11 @@ def run(cfg: RunConfig, *, registry: BackendRegistry | None = None,
         examples, features = subset_features(examples, features, cfg.max_examples)
         say(f"{len(features):,} features from {len(examples):,} questions ({cfg.data.dataset})")
         phase = "backend"
-        backend_cfg = registry.prepare(cfg.backend, say)  # export / graph optimization, once (cached)
+        backend_cfg = cfg.backend
+        if backend_cfg.threads is None:  # never oversubscribe: concurrent calls x threads <= physical cores
+            backend_cfg = dataclasses.replace(backend_cfg, threads=threads_per_worker(
+                concurrent_calls(cfg.sut.scenario, cfg.sut.workers), machine.physical_cores()))
+        backend_cfg = registry.prepare(backend_cfg, say)  # export / graph optimization, once (cached)
         backend = registry.load(backend_cfg)
     except KeyboardInterrupt as exc:
         if backend is not None:
@@ -320,6 +328,8 @@ def run(cfg: RunConfig, *, registry: BackendRegistry | None = None,
         "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t_start)),
         "features": len(features), "questions": len(examples),
     }
+    if cfg.harness is not None:
+        info["harness"] = cfg.harness.record()
     failed: BaseException | None = None
     keep_backend = False
     try:
