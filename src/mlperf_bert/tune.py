@@ -629,7 +629,7 @@ def search(grid: Grid, measure: Callable[[Candidate], Measurement], scenario: st
         spent = clock() - t0
         mean = spent / len(table) if table else 0.0
         if table and spent + mean > budget_s:
-            stopped.append(f"budget of {budget_s:g} s reached after {len(table)} measurements")
+            stopped.append(f"budget of {budget_s:.0f} s reached after {len(table)} measurements")
             return False
         m = measure(c)
         table.append(m)
@@ -800,7 +800,7 @@ class TuneJob:
         backend: ``BackendConfig`` with the options the user gave (model not prepared yet).
         given: harness flags given (fixed in the grid), as ``resolve_settings`` reads them.
         budget_s: wall-clock bound of the search, seconds.
-        samples: Offline samples per measurement (None: about ``budget_s / 12`` seconds' worth).
+        samples: Offline samples per measurement (None: about ``budget_s / 16`` seconds' worth).
         measure_s: Server seconds per measurement (None: about ``budget_s / 10``, 2..30 s).
         max_examples: use the features of the first N questions only (development).
     """
@@ -815,23 +815,32 @@ class TuneJob:
 
 
 def calibrate(job: TuneJob, measure: LoadGenMeasure, start: Candidate) -> dict:
-    """Size the measurements from a short probe of the start candidate (``runner.probe_throughput``):
-    Offline samples for about ``budget_s / 12`` seconds each (32 .. 100,000); Server half the probed
-    samples/s as offered load for about ``budget_s / 10`` seconds (2 .. 30 s, at least 64 queries when
-    that fits)."""
+    """Size the measurements so that one lasts about ``budget_s / 16`` seconds (Offline) or ``budget_s /
+    10`` (Server, 2 .. 30 s).
+
+    A short probe of the start candidate (``runner.probe_throughput``, one caller) gives a first rate.
+    Offline then runs the start candidate once through LoadGen on about ``budget_s / 40`` seconds' worth of
+    samples, and sizes every measurement from that run's samples/s (32 .. 100,000 samples): the probe
+    alone misjudges several workers, and a loaded host. Server offers half the probed rate as its load.
+    """
     from mlperf_bert.runner import probe_throughput
 
     be = measure.backend(start.threads, start.options)
     seconds = max(1.0, min(3.0, job.budget_s / 40))
     rate = probe_throughput(be, measure.qsl, measure.sut_config(start), seconds=seconds)["samples_per_second"]
-    rate *= concurrent_calls(job.scenario, start.workers) if job.scenario == "Offline" else 1
     if job.scenario == "Server":
         qps = max(0.1, 0.5 * rate)
         duration = job.measure_s or min(30.0, max(2.0, job.budget_s / 10, min(64 / qps, job.budget_s / 6)))
         return {"probe_samples_per_second": rate, "target_qps": qps, "duration_s": duration}
-    per = job.measure_s or max(2.0, job.budget_s / 12)
-    samples = job.samples or int(min(100_000, max(32, rate * per)))
-    return {"probe_samples_per_second": rate, "samples": samples}
+    per = job.measure_s or max(2.0, job.budget_s / 16)
+    if job.samples:
+        return {"probe_samples_per_second": rate, "samples": job.samples}
+    measure.samples = int(min(100_000, max(16, rate * max(1.0, job.budget_s / 40))))
+    first = measure(start)
+    loadgen_rate = first.samples_per_second if first.error is None and first.samples_per_second > 0 else rate
+    return {"probe_samples_per_second": rate, "calibration_samples": measure.samples,
+            "calibration_samples_per_second": loadgen_rate,
+            "samples": int(min(100_000, max(32, loadgen_rate * per)))}
 
 
 def write_profile(cache_dir: Path, key: ProfileKey, result: TuneResult, meta: Mapping[str, Any]) -> Path:
@@ -898,6 +907,7 @@ def tune(job: TuneJob, registry, paths, *, load_data: Callable | None = None,
     examples, features = load_data(paths, SquadConfig(), False)
     _, features = subset_features(examples, features, job.max_examples)
     load = machine_facts.sample_host_load(0.5).to_dict()
+    t_start = time.monotonic()
     with SquadQSL(features) as qsl, tempfile.TemporaryDirectory(prefix="mlperf-bert-tune-") as tmp:
         if measure_factory is not None:
             measure = measure_factory(qsl, Path(tmp), grid)
@@ -910,10 +920,11 @@ def tune(job: TuneJob, registry, paths, *, load_data: Callable | None = None,
             measure.duration_s = calib.get("duration_s", measure.duration_s)
             what = (f"{measure.samples} samples per Offline run" if job.scenario == "Offline" else
                     f"Server runs of {measure.duration_s:.0f} s at {measure.target_qps:.1f} QPS")
-            say(f"probe: {calib['probe_samples_per_second']:,.1f} samples/s at the defaults; {what}; "
-                f"budget {job.budget_s:g} s")
+            rate = calib.get("calibration_samples_per_second", calib["probe_samples_per_second"])
+            say(f"calibration: {rate:,.1f} samples/s at the defaults; {what}; budget {job.budget_s:g} s")
         try:
-            result = search(grid, measure, job.scenario, job.budget_s, progress=progress)
+            left = max(1.0, job.budget_s - (time.monotonic() - t_start))  # the calibration counts too
+            result = search(grid, measure, job.scenario, left, progress=progress)
         finally:
             close = getattr(measure, "close", None)
             if callable(close):

@@ -26,8 +26,8 @@ def register(sub: argparse._SubParsersAction, registry) -> None:
     p.add_argument("--budget-s", type=float, default=180.0,
                    help="wall-clock bound of the search in seconds (default 180); the measurement in progress "
                         "finishes")
-    p.add_argument("--samples", type=int, help="Offline: samples per measurement (default: about budget/12 s worth)")
-    p.add_argument("--measure-s", type=float, help="seconds per measurement (default: budget/12 Offline, "
+    p.add_argument("--samples", type=int, help="Offline: samples per measurement (default: about budget/16 s worth)")
+    p.add_argument("--measure-s", type=float, help="seconds per measurement (default: budget/16 Offline, "
                                                    "budget/10 Server)")
     p.add_argument("--max-examples", type=int, help="only the features of the first N questions (development)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -52,7 +52,9 @@ def main(args: argparse.Namespace) -> int:
     say = lambda m: print(f"mlperf-bert: {m}", flush=True)  # noqa: E731
     job = TuneJob(scenario=args.scenario, backend=backend, given=given_harness(args), budget_s=args.budget_s,
                   samples=args.samples, measure_s=args.measure_s, max_examples=args.max_examples)
-    console = Console(highlight=False)
+    import sys
+
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 150)
     with TuneProgress(enabled=not args.no_progress) as bar:
         result, key, path = tune(job, args.registry, paths, say=say, progress=bar.update)
     print_result(result, args.scenario, console)

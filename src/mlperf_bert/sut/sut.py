@@ -123,7 +123,9 @@ class BertSUT:
     sample (about 0.4-0.7 us each, built by ``map`` over plain ints) and convert the issued samples into
     Python objects (two int lists with ``ConstructFastSUT``, not one ``QuerySample`` object per sample).
     Everything else is per query (one argsort and one gather) or per batch (a queue hop, one backend call,
-    one ``QuerySamplesComplete``).
+    one ``QuerySamplesComplete``). In Server a query crosses two thread wake-ups (LoadGen's issue thread
+    sleeps until each query's scheduled time, then a worker wakes from the queue), so on a host whose
+    cores other processes keep busy the latency tail is the scheduler's (milliseconds), not the SUT's.
 
     Attributes:
         handle: the LoadGen SUT handle (valid inside the ``with`` block).
