@@ -42,3 +42,10 @@ def torch_one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(autouse=True)
+def _no_user_profiles(monkeypatch):
+    """Tests never pick up the user's tuned profiles from the shared cache folder (``mlperf-bert tune``);
+    a test that wants one tunes into its own cache folder."""
+    monkeypatch.setattr("mlperf_bert.tune.PROFILES_DIR", "profiles-of-tests")

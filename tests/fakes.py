@@ -63,6 +63,19 @@ class EchoBackend:
         pass
 
 
+#: ``BackendConfig.threads`` of every ``ThreadsEcho`` built (tests clear it first).
+threads_seen: list = []
+
+
+class ThreadsEcho(EchoBackend):
+    """The echo backend, recording the intra-op threads it was configured with."""
+
+    @classmethod
+    def from_config(cls, config: BackendConfig) -> "ThreadsEcho":
+        threads_seen.append(config.threads)
+        return cls()
+
+
 ECHO_SPEC = BackendSpec(name="echo", target="fakes:EchoBackend", summary="test echo backend",
                         options=(BackendOption("fail_after", int, None, help="raise after N batches"),
                                  BackendOption("delay_ms", float, 0.0, help="sleep per batch (ms)")))

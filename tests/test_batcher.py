@@ -55,3 +55,31 @@ def test_padded_length():
     assert padded_length(41, 1, 384) == 41
     assert padded_length(41, 16, 384) == 48
     assert padded_length(380, 16, 384) == 384
+
+
+def _per_sample_plan(lengths, cfg, cap=384):
+    """The per-sample loop plan_batches used before batch_bounds (longest first, grow while it fits)."""
+    order = np.argsort(-lengths, kind="stable") if cfg.sort_by_length else np.arange(len(lengths))
+    out, start, n = [], 0, len(lengths)
+    while start < n:
+        end, longest = start + 1, int(lengths[order[start]])
+        while end < n and end - start < cfg.max_batch_size:
+            cand = max(longest, int(lengths[order[end]]))
+            if cfg.token_budget is not None and (end - start + 1) * padded_length(
+                    cand, cfg.pad_to_multiple, cap) > cfg.token_budget:
+                break
+            longest, end = cand, end + 1
+        out.append(order[start:end].tolist())
+        start = end
+    return out
+
+
+@pytest.mark.parametrize("sort", [True, False])
+@pytest.mark.parametrize("budget", [None, 300, 2048, 8192])
+@pytest.mark.parametrize("max_bs", [1, 3, 32, 256])
+@pytest.mark.parametrize("multiple", [1, 8, 64])
+def test_batch_bounds_plans_exactly_as_the_per_sample_loop(sort, budget, max_bs, multiple):
+    """One Python step per batch (batch_bounds) gives the very batches of the per-sample loop."""
+    lengths = np.random.default_rng(max_bs + (budget or 1)).integers(41, 385, size=777)
+    cfg = BatcherConfig(max_batch_size=max_bs, token_budget=budget, sort_by_length=sort, pad_to_multiple=multiple)
+    assert [b.tolist() for b in plan_batches(lengths, cfg)] == _per_sample_plan(lengths, cfg)

@@ -20,7 +20,7 @@ from mlperf_bert.convert.names import BERT_LARGE, BertShape
 from mlperf_bert.convert.random_bert import build_random_bert, is_random_model, parameter_count, random_state
 from mlperf_bert.errors import ConfigError
 from mlperf_bert.fileio import fingerprint
-from mlperf_bert.sut.batcher import BatcherConfig, batcher_for_device, device_kind
+from mlperf_bert.sut.batcher import batcher_for_device, device_kind
 
 TINY = BertShape(num_layers=2, hidden=64, heads=4, intermediate=128)
 CPU_ONLY = ["CPUExecutionProvider"]
@@ -356,10 +356,11 @@ def test_random_bert_command(tmp_path, capsys):
 
 # -- batching defaults by device --------------------------------------------------------------------------
 
-def test_device_batching_defaults_leave_cpu_unchanged():
-    assert batcher_for_device("cpu") == BatcherConfig()  # the CPU defaults every run has used
+def test_device_batching_defaults():
+    cpu = batcher_for_device("cpu")  # issue 16's measured CPU defaults: batch 1, no Server wait
+    assert (cpu.max_batch_size, cpu.token_budget, cpu.pad_to_multiple, cpu.server_max_wait_ms) == (1, 8192, 1, 0.0)
     cuda = batcher_for_device("cuda")
-    assert (cuda.max_batch_size, cuda.token_budget, cuda.pad_to_multiple) == (256, 65536, 64)
+    assert (cuda.max_batch_size, cuda.token_budget, cuda.pad_to_multiple, cuda.server_max_wait_ms) == (256, 65536, 64, 5.0)
     given = batcher_for_device("cuda", max_batch_size=64, token_budget=0, pad_to_multiple=1, sort_by_length=False)
     assert (given.max_batch_size, given.token_budget, given.pad_to_multiple, given.sort_by_length) == (64, None, 1, False)
     assert [device_kind(d) for d in ("cpu", "auto", "cuda", "cuda:1")] == ["cpu", "cpu", "cuda", "cuda"]
@@ -372,9 +373,9 @@ def test_run_flags_pick_the_device_defaults(shared):
     from mlperf_bert.commands.run import build_run_config
 
     parser = build_parser()
-    cpu = build_run_config(parser.parse_args(["run", "--device", "cpu"])).sut.batcher
-    assert cpu == BatcherConfig()
-    gpu_cfg = build_run_config(parser.parse_args(["run", "--device", "cuda", "--backend", "pytorch"])).sut.batcher
+    cpu = build_run_config(parser.parse_args(["run", "--device", "cpu", "--no-profile"])).sut.batcher
+    assert cpu == batcher_for_device("cpu")
+    gpu_cfg = build_run_config(parser.parse_args(["run", "--device", "cuda", "--backend", "pytorch", "--no-profile"])).sut.batcher
     assert (gpu_cfg.max_batch_size, gpu_cfg.token_budget, gpu_cfg.pad_to_multiple) == (256, 65536, 64)
     mine = build_run_config(parser.parse_args(["run", "--device", "cuda", "--batch-size", "8", "--token-budget", "0"]))
     assert (mine.sut.batcher.max_batch_size, mine.sut.batcher.token_budget) == (8, None)

@@ -219,7 +219,7 @@ def test_a_failing_callback_never_raises_into_loadgen(monkeypatch):
 
     done = _Completions()
     monkeypatch.setattr(sut_module.lg, "QuerySamplesComplete", done)
-    monkeypatch.setattr(sut_module, "plan_batches", lambda *a: 1 / 0)
+    monkeypatch.setattr(sut_module, "batch_bounds", lambda *a: 1 / 0)
     _, feats = synthetic_features(4)
     with SquadQSL(feats) as qsl:
         with BertSUT(EchoBackend(), qsl, SUTConfig(scenario="SingleStream")) as sut:

@@ -40,6 +40,7 @@ COMMANDS = (
     "submit",
     "report",
     "bench",
+    "tune",
     "quantize",
     "finetune",
 )

@@ -36,7 +36,7 @@ from mlperf_bert.logs.parse import PerfResult, perf_result, read_detail_log
 from mlperf_bert.qsl.qsl import SquadQSL
 from mlperf_bert.squad.types import Example, Features
 from mlperf_bert.sut.batcher import plan_batches
-from mlperf_bert.sut.sut import SUTConfig, worker_count
+from mlperf_bert.sut.sut import SUTConfig, concurrent_calls, threads_per_worker, worker_count
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,9 @@ class RunConfig:
             recorded in run.json and shown in the summary.
         distributed: backend replicas on Ray (``--replicas``; ``distributed.ray_pool``), or None for one
             backend in this process.
+        harness: where the batching, workers, threads and tuned backend options came from
+            (``tune.Harness``: flag, tuned profile or device default), or None; recorded in run.json and shown
+            in the summary. Not part of equality: the same effective settings make the same run.
     """
 
     data: DataPaths
@@ -73,6 +76,7 @@ class RunConfig:
     probe: bool = True
     accuracy_target: Any = None
     distributed: DistributedConfig | None = None
+    harness: Any = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.loadgen.scenario != self.sut.scenario:
@@ -314,7 +318,12 @@ def run(cfg: RunConfig, *, registry: BackendRegistry | None = None,
         examples, features = subset_features(examples, features, cfg.max_examples)
         say(f"{len(features):,} features from {len(examples):,} questions ({cfg.data.dataset})")
         phase = "backend"
-        backend_cfg = registry.prepare(cfg.backend, say)  # export / graph optimization, once (cached)
+        backend_cfg = cfg.backend
+        if backend_cfg.threads is None and cfg.distributed is None:
+            # never oversubscribe: concurrent calls x threads <= physical cores (replicas size their own)
+            backend_cfg = dataclasses.replace(backend_cfg, threads=threads_per_worker(
+                concurrent_calls(cfg.sut.scenario, cfg.sut.workers), machine.physical_cores()))
+        backend_cfg = registry.prepare(backend_cfg, say)  # export / graph optimization, once (cached)
         if cfg.distributed is None:
             backend = registry.load(backend_cfg)
         else:  # replicas on Ray, each loading the prepared artifact; warmed up on the first planned batch
@@ -343,6 +352,8 @@ def run(cfg: RunConfig, *, registry: BackendRegistry | None = None,
         "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t_start)),
         "features": len(features), "questions": len(examples),
     }
+    if cfg.harness is not None:
+        info["harness"] = cfg.harness.record()
     failed: BaseException | None = None
     keep_backend = False
     try:

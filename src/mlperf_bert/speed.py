@@ -1,14 +1,14 @@
-"""Side-by-side speed measurements in one process (issue: performance engine). Not a test.
+"""Side-by-side speed measurements in one process (``mlperf-bert bench``). Not a test.
 
-For each configuration, on the same dev features:
-  a. reference-style SUT: batch 1, every sample padded to 384, one at a time, plain ORT fp32 session,
-     through LoadGen Offline (measured once, the baseline of every ratio);
-  b. our SUT through LoadGen Offline (sorted, token-budget batches padded to each batch's longest sample);
-  c. the raw backend loop over the same batches, without LoadGen or the SUT;
-  d. the machine's GEMM peak for that configuration's dtype and threads, and the configuration's effective
-     FLOP/s on real tokens.
-Ratios printed: b/a (speed-up over the reference style), b/c (harness efficiency; 1.0 = free harness) and
-effective / peak.
+On the same dev features (the samples LoadGen's fixed seeds pick):
+  - reference-style SUT: batch 1, every sample padded to 384, one at a time, plain ORT fp32 session,
+    through LoadGen Offline (the baseline of every ratio), and the same as a plain loop without LoadGen;
+  - our SUT through LoadGen Offline, at the built-in defaults and tuned (``tune``);
+  - the raw backend loop over the same batches with the same number of concurrent callers, without
+    LoadGen or the SUT (LoadGen / raw loop = the harness's efficiency; 1.0 = a free harness);
+  - the null backend through LoadGen Offline and Server (the harness's own ceiling);
+  - the best fp32 GEMM this machine reaches (numpy/OpenBLAS, torch, ONNX Runtime), and each row's effective
+    FLOP/s on real tokens against it.
 
 FLOPs per sample of real length n (BERT encoder, weights only, no embeddings):
     2 * n * L * (4 h^2 + 2 h I)   (Q, K, V, output projections; two FFN matmuls)
@@ -27,7 +27,7 @@ import numpy as np
 
 from mlperf_bert.loadgen.settings import LoadGenConfig
 from mlperf_bert.qsl.qsl import SquadQSL
-from mlperf_bert.sut.batcher import BatcherConfig, padded_length, plan_batches
+from mlperf_bert.sut.batcher import BatcherConfig, batch_bounds, padded_length
 from mlperf_bert.sut.sut import BertSUT, SUTConfig
 
 
@@ -47,11 +47,24 @@ class ModelShape:
 
 
 def gemm_peak(kind: str, threads: int, size: int = 2048, seconds: float = 2.0) -> float:
-    """Measured GEMM FLOP/s for ``kind`` in ``ort-fp32`` | ``torch-fp32`` | ``torch-bf16`` | ``ort-int8``
-    (square ``size`` matrices, ``threads`` intra-op threads, best of repeated runs)."""
+    """Measured GEMM FLOP/s for ``kind`` in ``numpy-fp32`` | ``ort-fp32`` | ``torch-fp32`` | ``torch-bf16`` |
+    ``ort-int8`` (square ``size`` matrices, ``threads`` intra-op threads, best of repeated runs for
+    ``seconds``). numpy's BLAS threads are limited with threadpoolctl when it is installed."""
     a = np.random.default_rng(0).standard_normal((size, size)).astype(np.float32)
     flop = 2.0 * size**3
-    if kind.startswith("torch"):
+    limit = None
+    if kind == "numpy-fp32":
+        try:
+            from threadpoolctl import threadpool_limits
+
+            limit = threadpool_limits(limits=threads, user_api="blas")
+        except ImportError:  # numpy then uses its BLAS's own thread count
+            pass
+        b = a.copy()
+
+        def step():
+            np.matmul(a, b)
+    elif kind.startswith("torch"):
         import torch
 
         torch.set_num_threads(threads)
@@ -61,7 +74,6 @@ def gemm_peak(kind: str, threads: int, size: int = 2048, seconds: float = 2.0) -
         def step():
             torch.mm(x, x)
     else:
-        import onnx
         import onnxruntime as ort
         from onnx import TensorProto, helper
 
@@ -83,39 +95,63 @@ def gemm_peak(kind: str, threads: int, size: int = 2048, seconds: float = 2.0) -
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads
         sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-        _ = onnx  # imported for helper
 
         def step():
             sess.run(None, feed)
-    step()
-    best = float("inf")
-    t_end = time.perf_counter() + seconds
-    runs = 0
-    while time.perf_counter() < t_end or runs < 3:
-        runs += 1
-        t0 = time.perf_counter()
+    try:
         step()
-        best = min(best, time.perf_counter() - t0)
+        best = float("inf")
+        t_end = time.perf_counter() + seconds
+        runs = 0
+        while time.perf_counter() < t_end or runs < 3:
+            runs += 1
+            t0 = time.perf_counter()
+            step()
+            best = min(best, time.perf_counter() - t0)
+    finally:
+        if limit is not None:
+            limit.restore_original_limits()
     return flop / best
 
 
-def raw_loop(backend, qsl: SquadQSL, indices: np.ndarray, batcher: BatcherConfig) -> float:
-    """Seconds for the backend alone over the batches the SUT would form from ``indices`` (one query)."""
-    batches = plan_batches(qsl.lengths[indices], batcher, qsl.input_ids.shape[1])
+def raw_loop(backend, qsl: SquadQSL, indices: np.ndarray, batcher: BatcherConfig, workers: int = 1) -> float:
+    """Seconds for the backend alone over the batches the SUT would form from ``indices`` (one Offline
+    query), called from ``workers`` threads at once as the SUT's workers would, without LoadGen."""
+    import threading
+
+    cap = qsl.input_ids.shape[1]
+    order, bounds = batch_bounds(qsl.lengths[indices], batcher, cap)
+    batches = [indices[order[a:b]] for a, b in zip(bounds[:-1], bounds[1:])]
+    lock = threading.Lock()
+    it = iter(batches)
+
+    def work() -> None:
+        while True:
+            with lock:
+                sel = next(it, None)
+            if sel is None:
+                return
+            seq = padded_length(int(qsl.lengths[sel].max()), batcher.pad_to_multiple, cap)
+            backend.predict(qsl.input_ids[sel, :seq], qsl.input_mask[sel, :seq], qsl.segment_ids[sel, :seq])
+
     t0 = time.perf_counter()
-    for b in batches:
-        sel = indices[b]
-        seq = padded_length(int(qsl.lengths[sel].max()), batcher.pad_to_multiple, qsl.input_ids.shape[1])
-        backend.predict(qsl.input_ids[sel, :seq], qsl.input_mask[sel, :seq], qsl.segment_ids[sel, :seq])
+    if workers <= 1:
+        work()
+    else:
+        threads = [threading.Thread(target=work, daemon=True) for _ in range(workers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
     return time.perf_counter() - t0
 
 
 class RecordingSUT(BertSUT):
     """Our SUT, also keeping the QSL indices LoadGen issued (so the raw loop can replay them)."""
 
-    def issue_queries(self, query_samples: list) -> None:
-        self.issued = np.array([q.index for q in query_samples], dtype=np.int64)
-        super().issue_queries(query_samples)
+    def issue_fast(self, ids: list, indices: list) -> None:
+        self.issued = np.array(indices, dtype=np.int64)
+        super().issue_fast(ids, indices)
 
 
 def loadgen_run(backend, qsl: SquadQSL, sut_cfg: SUTConfig, outdir, *, samples: int = 0, duration_s: float = 0.001,
@@ -152,3 +188,43 @@ def reference_style_sut() -> SUTConfig:
 
 def with_batcher(sut: SUTConfig, **kw) -> SUTConfig:
     return dataclasses.replace(sut, batcher=dataclasses.replace(sut.batcher, **kw))
+
+
+#: BERT-Large's shape (Devlin et al. 2019; docs/workload.md#model): 24 layers, hidden 1024, 16 heads,
+#: intermediate 4096, vocabulary 30,522, 512 positions.
+BERT_LARGE_CONFIG = {"vocab_size": 30522, "hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16,
+                     "intermediate_size": 4096, "max_position_embeddings": 512, "type_vocab_size": 2}
+
+
+def random_bert_large(cache_dir, seed: int = 0, say=lambda m: None):
+    """A random-weight BERT-Large QA model as a Hugging Face folder under ``cache_dir/random-bert/``, made once
+    with transformers (``BertForQuestionAnswering``'s own initialisation, ``torch.manual_seed(seed)``).
+
+    Its speed over real dev lengths is BERT-Large's; its F1 is meaningless. Written to a temporary folder and
+    renamed into place, so an interrupted build leaves nothing half-made.
+
+    Returns:
+        The folder (``config.json``, ``model.safetensors``).
+    """
+    import os
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    out = Path(cache_dir) / "random-bert" / f"bert-large-seed{seed}"
+    if (out / "config.json").is_file() and (out / "model.safetensors").is_file():
+        return out
+    import torch
+    import transformers
+
+    say(f"building a random-weight BERT-Large (seed {seed}) in {out} (once, about 1.3 GB) ...")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".bert-large-", dir=out.parent))
+    try:
+        torch.manual_seed(seed)
+        model = transformers.BertForQuestionAnswering(transformers.BertConfig(**BERT_LARGE_CONFIG)).eval()
+        model.save_pretrained(tmp, safe_serialization=True)
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out

@@ -108,6 +108,9 @@ class BackendOption:
         stage: ``"load"`` (read by the backend class) or ``"prepare"`` (changes the prepared artifact,
             e.g. graph fusions; read by the spec's ``prepare`` function).
         minimum: smallest allowed value of a number option, or None.
+        tune: values ``mlperf-bert tune`` tries for this option (empty: not tuned; the option is then part
+            of a tuned profile's key). Only options that change speed and not results belong here (graph
+            fusions, not precision).
     """
 
     name: str
@@ -118,6 +121,7 @@ class BackendOption:
     flag: str | None = None
     stage: str = "load"
     minimum: float | None = None
+    tune: tuple[Any, ...] = ()
 
     def __post_init__(self) -> None:
         if self.type not in _TYPES:

@@ -476,10 +476,11 @@ SPEC = BackendSpec(
     model_formats=("onnx",),
     options=(
         BackendOption("transformer_optimize", bool, True, stage="prepare", flag="--ort-optimize",
+                      tune=(True, False),
                       help="onnxruntime: apply ORT's transformer optimizer (fused attention, layernorm, gelu) "
                            "once and cache the result (default: on)"),
         BackendOption("graph_optimization", str, "all", choices=tuple(GRAPH_OPTIMIZATION_LEVELS),
-                      flag="--ort-graph-optimization",
+                      flag="--ort-graph-optimization", tune=("all", "basic"),
                       help="onnxruntime: ORT's own graph optimization level at session start (default all)"),
         BackendOption("provider", str, "auto", choices=PROVIDER_CHOICES, flag="--ort-provider", stage="prepare",
                       help="onnxruntime: execution provider cpu | cuda | tensorrt (GPU ones need the "

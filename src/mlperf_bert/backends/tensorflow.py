@@ -277,7 +277,7 @@ SPEC = BackendSpec(
     packages=("tensorflow-cpu", "tensorflow"),
     model_formats=("tf-frozen", "tf-saved-model"),
     options=(
-        BackendOption("graph_optimizations", bool, True, flag="--tf-graph-optimizations",
+        BackendOption("graph_optimizations", bool, True, flag="--tf-graph-optimizations", tune=(True, False),
                       help="tensorflow: Grappler graph rewrites (a few seconds on the first batch; default on)"),
     ),
 )

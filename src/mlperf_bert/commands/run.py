@@ -62,20 +62,13 @@ def add_run_args(p: argparse.ArgumentParser, registry, *, scenario: bool = True,
     a.add_argument("--reference-f1", type=float,
                    help="fp32 F1 of a model mlperf-bert does not know (sets the target; known: official "
                         "BERT-Large 90.874, minilm-l6-squad 78.912)")
+    add_batching_args(p)
     b = p.add_argument_group("batching")
-    b.add_argument("--batch-size", type=int, help="most samples per batch (default 32; 256 with --device cuda)")
-    b.add_argument("--token-budget", type=int,
-                   help="most tokens per batch = batch x padded length (default 8192; 65536 with --device cuda; "
-                        "0 = no limit)")
     b.add_argument("--no-sort", action="store_true", help="Offline: keep issue order instead of sorting by length")
-    b.add_argument("--pad-to-multiple", type=int,
-                   help="pad batches to a multiple of N tokens (default 1; 64 with --device cuda)")
-    b.add_argument("--server-max-wait-ms", type=float, default=5.0,
-                   help="Server: longest a sample waits for a batch to fill (ms, default 5)")
-    b.add_argument("--workers", type=int, default=1,
-                   help="SUT worker threads (Offline/Server, default 1; --replicas: replicas x --replica-inflight)")
     b.add_argument("--response-rows", default="trimmed", choices=("trimmed", "full"),
                    help="trimmed: each response holds its real-length rows (the scorer pads); full: 384 rows")
+    b.add_argument("--no-profile", action="store_true",
+                   help="ignore tuned profiles ('mlperf-bert tune'); the built-in defaults fill what no flag sets")
     add_replica_args(p)
     o = p.add_argument_group("output")
     o.add_argument("--output-dir", type=Path, default=Path("runs"), help="parent of run folders (default ./runs)")
@@ -126,13 +119,42 @@ def distributed_config(args: argparse.Namespace):
     return cfg
 
 
+def add_batching_args(p: argparse.ArgumentParser) -> None:
+    """The harness settings a tuned profile can supply (``tune.SETTING_FLAGS``). Each defaults to None (not
+    given): a matching profile, then the device kind's built-in default fill it (``tune.resolve_harness``)."""
+    b = p.add_argument_group("harness settings (default: a matching tuned profile, else the device's defaults)")
+    b.add_argument("--batch-size", type=int, help="most samples per batch (CPU default 1; 256 with --device cuda)")
+    b.add_argument("--token-budget", type=int,
+                   help="most tokens per batch = batch x padded length (default 8192; 65536 with --device cuda; "
+                        "0 = no limit)")
+    b.add_argument("--pad-to-multiple", type=int,
+                   help="pad batches to a multiple of N tokens (default 1; 64 with --device cuda)")
+    b.add_argument("--server-max-wait-ms", type=float,
+                   help="Server: longest a sample waits for a batch to fill (ms; CPU default 0, cuda 5)")
+    b.add_argument("--workers", type=int,
+                   help="SUT worker threads (Offline/Server; CPU Offline default: one per physical core, else 1). "
+                        "Without --threads each gets physical cores / workers intra-op threads")
+
+
+def given_harness(args: argparse.Namespace) -> dict:
+    """The harness flags the user gave (``tune.SETTING_FLAGS`` names; ``--token-budget 0`` = None, no
+    limit); ``--threads`` travels in the backend config."""
+    out = {}
+    for name in ("batch_size", "token_budget", "pad_to_multiple", "server_max_wait_ms", "workers"):
+        value = getattr(args, name, None)
+        if value is not None:
+            out[name] = (value or None) if name == "token_budget" else value
+    return out
+
+
 def build_run_config(args: argparse.Namespace, *, scenario: str | None = None, modes: tuple | None = None):
     """The ``RunConfig`` the ``run`` flags describe (also used by ``find-peak``)."""
     from mlperf_bert.accuracy.targets import accuracy_target
     from mlperf_bert.loadgen.settings import LoadGenConfig
     from mlperf_bert.runner import RunConfig, check_output_dir, check_run_name
-    from mlperf_bert.sut.batcher import batcher_for_device, device_kind
+    from mlperf_bert.sut.batcher import BatcherConfig
     from mlperf_bert.sut.sut import SUTConfig, check_scenario
+    from mlperf_bert.tune import resolve_harness
 
     scenario = check_scenario(scenario or args.scenario)
     args.registry.spec(args.backend)  # unknown backend -> one line before any work
@@ -148,17 +170,26 @@ def build_run_config(args: argparse.Namespace, *, scenario: str | None = None, m
     distributed = distributed_config(args)
     paths = data_paths(args)
     backend = backend_config(args, args.registry, paths.cache_dir)
-    batcher = batcher_for_device(device_kind(backend.device), max_batch_size=args.batch_size,
-                                 token_budget=args.token_budget, pad_to_multiple=args.pad_to_multiple,
-                                 sort_by_length=not args.no_sort, server_max_wait_ms=args.server_max_wait_ms)
-    sut = SUTConfig(scenario=scenario, batcher=batcher, workers=args.workers, response_rows=args.response_rows)
+    harness, backend = resolve_harness(scenario, backend, given_harness(args), args.registry,
+                                       use_profiles=not getattr(args, "no_profile", False), say=_say)
+    if harness.note:
+        _say(harness.note)
+    v = harness.values
+    batcher = BatcherConfig(max_batch_size=v["batch_size"], token_budget=v["token_budget"],
+                            sort_by_length=not args.no_sort, pad_to_multiple=v["pad_to_multiple"],
+                            server_max_wait_ms=v["server_max_wait_ms"])
+    sut = SUTConfig(scenario=scenario, batcher=batcher, workers=v["workers"], response_rows=args.response_rows)
     if modes is None:
         modes = ("accuracy", "performance") if args.mode == "both" else (args.mode,)
     target = accuracy_target(args.benchmark, model=args.model or (backend.model if args.backend != "null" else None),
                              reference_f1=args.reference_f1)
     return RunConfig(data=paths, backend=backend, sut=sut, loadgen=lgc, modes=modes, output_dir=args.output_dir,
                      run_name=args.run_name, max_examples=args.max_examples, probe=not args.no_probe,
-                     accuracy_target=target, distributed=distributed)
+                     accuracy_target=target, distributed=distributed, harness=harness)
+
+
+def _say(message: str) -> None:
+    print(f"mlperf-bert: {message}", flush=True)
 
 
 #: Flags that take a count or a size, and the smallest value each accepts (None: not given).

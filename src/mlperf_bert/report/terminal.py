@@ -10,7 +10,9 @@ from rich.table import Table
 def print_run_summary(result, cfg, console: Console | None = None) -> None:
     """Print F1/EM (and what they cover), the target verdict, the performance metric, VALID/INVALID and why,
     the LoadGen settings that matter with their sources (``mlperf.conf``, ``rules:...``, ``user.conf:...``,
-    ``flag:--...``, ``probe``), whether the trace was written, and the run folder.
+    ``flag:--...``, ``probe``), whether the trace was written, the harness settings (batching, workers,
+    threads, tuned backend options; one line per source: ``flag:--...``, ``profile:<path>``, ``default:cpu``,
+    ``default:cores/workers``) and the run folder.
 
     Args:
         result: ``runner.RunResult``.
@@ -19,7 +21,7 @@ def print_run_summary(result, cfg, console: Console | None = None) -> None:
     console = console or Console()
     t = Table(title=f"mlperf-bert: {cfg.backend.name} / {cfg.sut.scenario}", show_header=False)
     t.add_column("what", style="bold")
-    t.add_column("value")
+    t.add_column("value", overflow="fold")
     t.add_row("model", escape(str(cfg.backend.model)))
     if (c := result.info.get("cluster")) is not None:  # --replicas: the backend ran as Ray actors
         per = c["per_replica"]
@@ -72,5 +74,14 @@ def print_run_summary(result, cfg, console: Console | None = None) -> None:
         trace = result.info.get(f"{mode}_trace")
         if trace and mode == "performance":
             t.add_row("trace", escape(("written" if trace["enabled"] else "not written") + f" ({trace['why']})"))
+    harness = result.info.get("harness")
+    if harness:
+        groups: dict[str, list[str]] = {}
+        for h in harness["settings"]:
+            groups.setdefault(str(h["source"]), []).append(f"{h['key']} = {h['value']}")
+        for k, (source, items) in enumerate(groups.items()):
+            t.add_row("harness" if k == 0 else "", escape(f"{', '.join(items)}  ({source})"))
+        if harness.get("note"):
+            t.add_row("", escape(harness["note"]))
     t.add_row("run folder", escape(str(result.run_dir)))
     console.print(t)

@@ -159,14 +159,15 @@ def _move_aside(path: Path) -> Path:
 
 
 def run_config_for(job: SubmitJob, scenario: str):
-    """The ``RunConfig`` of ``scenario``'s accuracy + performance run."""
+    """The ``RunConfig`` of ``scenario``'s accuracy + performance run (harness settings re-resolved for the
+    scenario: its own tuned profile and defaults; the flags given still win)."""
     from mlperf_bert.runner import RunConfig
+    from mlperf_bert.tune import retarget_run_config
 
-    base: RunConfig = job.base
+    base: RunConfig = retarget_run_config(job.base, scenario)
     lg = dataclasses.replace(base.loadgen, scenario=scenario, rules=job.rules,
                              seeds=SEEDS["v1.0"] if job.rules == "quick" and job.tree_layout == "v1.0" else None)
-    sut = dataclasses.replace(base.sut, scenario=scenario)
-    return dataclasses.replace(base, sut=sut, loadgen=lg, modes=("accuracy", "performance"),
+    return dataclasses.replace(base, loadgen=lg, modes=("accuracy", "performance"),
                                output_dir=Path(job.output_dir) / "runs", run_name=f"{job.benchmark}-{scenario}")
 
 

@@ -64,37 +64,79 @@ def plan_batches(lengths: np.ndarray, config: BatcherConfig, cap: int = 384) -> 
         once. For each batch, ``len(batch) * padded_length(max(lengths[batch]))`` <= token_budget unless the
         batch is a single sample.
     """
+    order, bounds = batch_bounds(lengths, config, cap)
+    return [order[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def batch_bounds(lengths: np.ndarray, config: BatcherConfig, cap: int = 384) -> tuple[np.ndarray, list[int]]:
+    """``plan_batches`` as one order and boundaries: batch k is ``order[bounds[k]:bounds[k + 1]]``.
+
+    The SUT uses this form: one gather per query instead of one per batch. Sorted (longest first), a
+    batch's first sample fixes its padded length, so each batch size is ``budget // padded length`` (capped
+    by ``max_batch_size``, at least 1): one Python step per batch, not per sample.
+
+    Args:
+        lengths: int [n] real token counts (issue order).
+        config, cap: as in ``plan_batches``.
+
+    Returns:
+        ``(order, bounds)``: int64 [n] positions into ``lengths`` and ``len(batches) + 1`` ints from 0 to n.
+    """
     n = int(len(lengths))
     if n == 0:
-        return []
+        return np.zeros(0, dtype=np.int64), [0]
     lengths = np.asarray(lengths)
+    mbs, budget, multiple = config.max_batch_size, config.token_budget, config.pad_to_multiple
+    if not config.sort_by_length:
+        return np.arange(n, dtype=np.int64), _unsorted_bounds(lengths, config, cap)
     # Longest first: the first sample of a batch fixes its padded length.
-    order = np.argsort(-lengths, kind="stable") if config.sort_by_length else np.arange(n)
+    order = np.argsort(-lengths, kind="stable").astype(np.int64, copy=False)
+    if mbs == 1:
+        return order, list(range(n + 1))
+    if budget is None:
+        return order, list(range(0, n, mbs)) + [n]
+    first = lengths[order].tolist()  # longest first
+    bounds = [0]
+    start = 0
+    while start < n:
+        size = budget // padded_length(first[start], multiple, cap)
+        start += max(1, min(mbs, size, n - start))
+        bounds.append(start)
+    return order, bounds
+
+
+def _unsorted_bounds(lengths: np.ndarray, config: BatcherConfig, cap: int) -> list[int]:
+    """Batch boundaries in issue order: a batch grows while it holds under ``max_batch_size`` samples and
+    its padded size (count x padded longest) fits the token budget."""
+    n = len(lengths)
     budget = config.token_budget
-    batches: list[np.ndarray] = []
+    values = lengths.tolist()
+    bounds = [0]
     start = 0
     while start < n:
         end = start + 1
-        longest = int(lengths[order[start]])
+        longest = values[start]
         while end < n and end - start < config.max_batch_size:
-            cand = max(longest, int(lengths[order[end]]))
+            cand = max(longest, values[end])
             if budget is not None and (end - start + 1) * padded_length(cand, config.pad_to_multiple, cap) > budget:
                 break
             longest = cand
             end += 1
-        batches.append(order[start:end].astype(np.int64))
+        bounds.append(end)
         start = end
-    return batches
+    return bounds
 
 
-#: Batching defaults by the kind of device the backend runs on (``--batch-size``, ``--token-budget``,
-#: ``--pad-to-multiple`` when not given). CPU: the values every CPU run has used. CUDA: batches large
-#: enough to fill a GPU with BERT-Large (256 samples, 65,536 tokens = 170 full-length samples), padded to
-#: multiples of 64 tokens, the pytorch backend's CUDA graph buckets (six lengths: 64 ... 384). Not yet
-#: measured on a GPU (issue 14); ``find-peak``/``bench`` can size them.
-DEVICE_DEFAULTS: dict[str, dict[str, int]] = {
-    "cpu": {"max_batch_size": 32, "token_budget": 8192, "pad_to_multiple": 1},
-    "cuda": {"max_batch_size": 256, "token_budget": 65536, "pad_to_multiple": 64},
+#: Built-in harness defaults by the kind of device the backend runs on, used for every setting neither a
+#: flag nor a tuned profile gives (``tune.resolve_harness``). CPU (measured on 2 Xeon cores, issue 16: ORT,
+#: small model, real dev lengths): batch 1 with one worker per physical core at one intra-op thread each
+#: beat batch 32 on one worker with both threads by 9-30% in Offline; Server on a small CPU is bound by
+#: single-query latency, so one worker with every core and no batching wait (``SCENARIO_WORKERS``). CUDA:
+#: batches large enough to fill a GPU with BERT-Large (256 samples, 65,536 tokens), padded to multiples of
+#: 64 tokens; not measured on a GPU yet (issue 14). ``token_budget`` None = no limit.
+DEVICE_DEFAULTS: dict[str, dict] = {
+    "cpu": {"max_batch_size": 1, "token_budget": 8192, "pad_to_multiple": 1, "server_max_wait_ms": 0.0},
+    "cuda": {"max_batch_size": 256, "token_budget": 65536, "pad_to_multiple": 64, "server_max_wait_ms": 5.0},
 }
 
 
@@ -112,7 +154,8 @@ def batcher_for_device(kind: str, *, max_batch_size: int | None = None, token_bu
         kind: ``"cpu"`` or ``"cuda"`` (see ``device_kind``).
         max_batch_size, token_budget, pad_to_multiple: the user's values, None = the device's default;
             ``token_budget`` 0 = no limit.
-        settings: the other ``BatcherConfig`` fields (``sort_by_length``, ``server_max_wait_ms``).
+        settings: the other ``BatcherConfig`` fields (``sort_by_length``; ``server_max_wait_ms``, default the
+            device's).
 
     Raises:
         ConfigError: unknown ``kind`` or a bad value.
@@ -121,6 +164,7 @@ def batcher_for_device(kind: str, *, max_batch_size: int | None = None, token_bu
         raise ConfigError(f"unknown device kind {kind!r}; one of {', '.join(DEVICE_DEFAULTS)}")
     d = DEVICE_DEFAULTS[kind]
     budget = d["token_budget"] if token_budget is None else (token_budget or None)
+    settings.setdefault("server_max_wait_ms", d["server_max_wait_ms"])
     return BatcherConfig(max_batch_size=d["max_batch_size"] if max_batch_size is None else max_batch_size,
                          token_budget=budget,
                          pad_to_multiple=d["pad_to_multiple"] if pad_to_multiple is None else pad_to_multiple,

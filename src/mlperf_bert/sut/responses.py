@@ -22,18 +22,18 @@ ROW_BYTES = 2 * RESPONSE_DTYPE.itemsize
 RESPONSE_ROWS = ("trimmed", "full")
 
 
-def pack_batch(logits: np.ndarray, lengths: np.ndarray, rows: str, cap: int) -> tuple[np.ndarray, int, np.ndarray]:
+def pack_batch(logits: np.ndarray, lengths, rows: str, cap: int) -> tuple[np.ndarray, int, list[int]]:
     """One contiguous buffer holding a batch's responses, and where each one is.
 
     Args:
         logits: float [B, L, 2] from the backend (L <= ``cap``).
-        lengths: int [B] real tokens per sample (<= L).
+        lengths: int [B] real tokens per sample (<= L), an array or a sequence of ints.
         rows: ``"trimmed"`` or ``"full"``.
         cap: the feature length (384).
 
     Returns:
         ``(buf, stride, nbytes)``: ``buf`` float32 [B, R, 2] C-contiguous (R = L, or ``cap`` for full rows),
-        the byte stride between samples, and int64 [B] response sizes in bytes. Sample k's response is
+        the byte stride between samples, and the B response sizes in bytes (ints). Sample k's response is
         ``nbytes[k]`` bytes at ``buf.ctypes.data + k * stride``. The caller keeps ``buf`` alive until
         LoadGen's ``QuerySamplesComplete`` has copied the bytes.
     """
@@ -41,10 +41,13 @@ def pack_batch(logits: np.ndarray, lengths: np.ndarray, rows: str, cap: int) -> 
     if rows == "full":
         buf = np.full((b, cap, 2), PAD_LOGIT, dtype=RESPONSE_DTYPE)
         buf[:, :seq] = logits
-        nbytes = np.full(b, cap * ROW_BYTES, dtype=np.int64)
+        nbytes = [cap * ROW_BYTES] * b
     else:
         buf = np.ascontiguousarray(logits, dtype=RESPONSE_DTYPE)
-        nbytes = np.asarray(lengths, dtype=np.int64) * ROW_BYTES
+        if b < 8:  # a few ints: no array round trip
+            nbytes = [int(n) * ROW_BYTES for n in lengths]
+        else:
+            nbytes = (np.asarray(lengths, np.int64) * ROW_BYTES).tolist()
     return buf, buf.shape[1] * ROW_BYTES, nbytes
 
 

@@ -11,6 +11,12 @@ Scenario paths:
 Responses: per sample, row-major float32 [n, 2] start/end logits, n = the real length (``"trimmed"``) or 384
 (``"full"``); ``sut.responses`` packs them (docs/responses.md#response-format).
 
+Per-sample cost (docs in ``BertSUT``): LoadGen hands queries over through ``ConstructFastSUT`` (two lists of
+ints instead of one ``QuerySample`` object per sample), a query is planned with one sort and one gather
+(``batcher.batch_bounds``), the hand-off queue is the C ``queue.SimpleQueue``, and each batch is completed
+with one ``QuerySamplesComplete`` call whose ``QuerySampleResponse`` objects are built by ``map`` over
+plain ints (the one Python object per sample LoadGen's bindings require).
+
 Every sample handed to the SUT is completed exactly once, in a ``finally``: if the backend raises, the
 samples get empty responses, LoadGen finishes, and ``SUT.error`` carries the cause for the runner to raise.
 No exception ever leaves a LoadGen callback (an exception thrown through LoadGen's C++ ends the process).
@@ -23,6 +29,7 @@ how long to wait for the rest.
 
 from __future__ import annotations
 
+import ctypes
 import queue
 import threading
 import time
@@ -34,7 +41,7 @@ import numpy as np
 from mlperf_bert.backends.base import Backend
 from mlperf_bert.errors import BackendFailure, ConfigError
 from mlperf_bert.qsl.qsl import SquadQSL
-from mlperf_bert.sut.batcher import BatcherConfig, padded_length, plan_batches
+from mlperf_bert.sut.batcher import BatcherConfig, batch_bounds, padded_length
 from mlperf_bert.sut.responses import RESPONSE_ROWS, pack_batch
 
 SCENARIOS = ("Offline", "Server", "SingleStream", "MultiStream")
@@ -55,7 +62,8 @@ class SUTConfig:
     Attributes:
         scenario: Offline, Server, SingleStream or MultiStream.
         batcher: batch formation (see ``BatcherConfig``).
-        workers: backend-calling threads for Offline/Server (1 keeps all cores for one intra-op pool); a
+        workers: backend-calling threads for Offline/Server. Each gets ``threads_per_worker`` intra-op
+            threads unless ``--threads`` says otherwise, so workers x threads never exceeds the cores. A
             backend with ``slots`` (a replica pool) sets the count instead (``worker_count``).
         response_rows: ``"trimmed"`` (real length) or ``"full"`` (384 rows); see the module docstring.
     """
@@ -83,8 +91,49 @@ def worker_count(backend: Backend, config: SUTConfig) -> int:
 _STOP = object()
 
 
+def threads_per_worker(workers: int, cores: int) -> int:
+    """Intra-op threads per backend call when the user gives no ``--threads``: ``cores // workers``, at
+    least 1, so ``workers`` concurrent calls never ask for more threads than there are physical cores.
+
+    Oversubscription is costly: two workers whose sessions each took both cores of a 2-core machine ran
+    22% slower than with one thread each (issue 16's measurement, ONNX Runtime, small model).
+
+    Args:
+        workers: concurrent backend calls (``SUTConfig.workers``), >= 1.
+        cores: physical cores (``machine.physical_cores()``), >= 1.
+    """
+    return max(1, int(cores) // max(1, int(workers)))
+
+
+def concurrent_calls(scenario: str, workers: int) -> int:
+    """Backend calls that run at once: the workers in Offline/Server; one in SingleStream/MultiStream (the
+    query runs in LoadGen's issue thread)."""
+    return workers if scenario in ("Offline", "Server") else 1
+
+
+def default_workers(kind: str, scenario: str, cores: int) -> int:
+    """Workers when neither ``--workers`` nor a profile sets them: on a CPU in Offline one per physical core
+    (each then runs one intra-op thread, see ``batcher.DEVICE_DEFAULTS``); otherwise 1.
+
+    Args:
+        kind: ``"cpu"`` or ``"cuda"`` (``batcher.device_kind``).
+        scenario: the run's scenario.
+        cores: physical cores (``machine.physical_cores()``).
+    """
+    return max(1, int(cores)) if kind == "cpu" and scenario == "Offline" else 1
+
+
 class BertSUT:
     """The SUT. Use as a context manager: it constructs the LoadGen SUT and starts/stops the workers.
+
+    Where the per-sample time goes (null backend through LoadGen, measured with py-spy; see
+    ``benchmarks/harness.py``): LoadGen's bindings need one ``QuerySampleResponse`` object per completed
+    sample (about 0.4-0.7 us each, built by ``map`` over plain ints) and convert the issued samples into
+    Python objects (two int lists with ``ConstructFastSUT``, not one ``QuerySample`` object per sample).
+    Everything else is per query (one argsort and one gather) or per batch (a queue hop, one backend call,
+    one ``QuerySamplesComplete``). In Server a query crosses two thread wake-ups (LoadGen's issue thread
+    sleeps until each query's scheduled time, then a worker wakes from the queue), so on a host whose
+    cores other processes keep busy the latency tail is the scheduler's (milliseconds), not the SUT's.
 
     Attributes:
         handle: the LoadGen SUT handle (valid inside the ``with`` block).
@@ -103,15 +152,17 @@ class BertSUT:
         self.samples_completed = 0
         self.batches_run = 0
         self._lock = threading.Lock()
-        self._queue: queue.Queue = queue.Queue()
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._draining = False
-        self._inflight: dict[int, np.ndarray] = {}  # batch token -> uint64 [B] response ids not yet completed
+        self._inflight: dict[int, list] = {}  # batch token -> response ids (ints) not yet completed
         self._next_token = 0
+        self._lengths = qsl.lengths.tolist()  # per-sample real lengths as ints (scalar look-ups)
+        self._server = config.scenario == "Server"
 
     # -- lifecycle -------------------------------------------------------------------------------
     def __enter__(self) -> "BertSUT":
-        self.handle = lg.ConstructSUT(self.issue_queries, self.flush_queries)
+        self.handle = lg.ConstructFastSUT(self.issue_fast, self.flush_queries)
         if self.config.scenario in ("Offline", "Server"):
             target = self._server_worker if self.config.scenario == "Server" else self._offline_worker
             for i in range(worker_count(self.backend, self.config)):
@@ -142,7 +193,7 @@ class BertSUT:
         alive = [t for t in self._threads if t.is_alive()]
         self._threads = alive
         if destroy and self.handle is not None:
-            lg.DestroySUT(self.handle)
+            lg.DestroyFastSUT(self.handle)
             self.handle = None
         return not alive
 
@@ -164,10 +215,8 @@ class BertSUT:
                     break
                 if item is _STOP:
                     stops += 1
-                elif self.config.scenario == "Server":
-                    self._complete_empty(np.array([item[0]], dtype=np.uint64))
                 else:
-                    self._complete_empty(item[0])
+                    self._complete_empty(item[0])  # every queued item starts with its response ids
             for _ in range(stops):
                 self._queue.put(_STOP)
         except BaseException as exc:  # noqa: BLE001 - called on Ctrl-C; keep the cause
@@ -180,19 +229,23 @@ class BertSUT:
         return self._draining
 
     # -- LoadGen callbacks -----------------------------------------------------------------------
-    def issue_queries(self, query_samples: list) -> None:
-        """LoadGen callback: ``query_samples`` is a list of ``QuerySample`` (``.id``, ``.index``).
+    def issue_fast(self, ids: list, indices: list) -> None:
+        """LoadGen callback (``ConstructFastSUT``): one query as its response ids and QSL indices (lists of
+        ints, same length).
 
         Never raises: an exception thrown through LoadGen's C++ ends the process. The batches are planned
         before any sample is handed on, so on an error there every sample of the query is completed empty
         and ``error`` keeps the cause."""
+        if self._server and not self._draining:  # the hot path: one sample, one queue item
+            try:
+                self._queue.put((ids, indices, time.monotonic()))
+                return
+            except BaseException as exc:  # noqa: BLE001 - nothing was queued: complete it below
+                self._record(exc)
+                self._safe_complete_empty(ids)
+                return
         try:
-            ids = np.fromiter((q.id for q in query_samples), dtype=np.uint64, count=len(query_samples))
-        except BaseException as exc:  # noqa: BLE001 - recorded; nothing can be completed without ids
-            self._record(exc)
-            return
-        try:
-            handoff = self._plan(ids, query_samples)
+            handoff = self._plan(ids, indices)
         except BaseException as exc:  # noqa: BLE001 - recorded and re-raised by the runner
             self._record(exc)
             handoff = None
@@ -201,57 +254,79 @@ class BertSUT:
             return
         handoff()
 
-    def _plan(self, ids: np.ndarray, query_samples: list):
+    def issue_queries(self, query_samples: list) -> None:
+        """The same for a list of ``QuerySample`` (``.id``, ``.index``), as ``ConstructSUT`` hands them."""
+        try:
+            ids = [q.id for q in query_samples]
+            indices = [q.index for q in query_samples]
+        except BaseException as exc:  # noqa: BLE001 - recorded; nothing can be completed without ids
+            self._record(exc)
+            return
+        self.issue_fast(ids, indices)
+
+    def _plan(self, ids: list, indices: list):
         """What to do with a query, as a function that cannot raise; None = complete it empty (draining)."""
         if self._draining:
             return None
         scenario = self.config.scenario
         if scenario == "Server":
-            now = time.monotonic()
-            items = [(q.id, q.index, now) for q in query_samples]
-            return lambda: [self._queue.put(item) for item in items]
-        idx = np.fromiter((q.index for q in query_samples), dtype=np.int64, count=len(query_samples))
-        batches = [(ids[b], idx[b]) for b in plan_batches(self.qsl.lengths[idx], self.config.batcher, self.cap)]
+            item = (ids, indices, time.monotonic())
+            return lambda: self._queue.put(item)
+        batches = self._batches(ids, indices)
         if scenario == "Offline":
-            return lambda: [self._queue.put(b) for b in batches]
+            put = self._queue.put
+            return lambda: [put(b) for b in batches]
         return lambda: [self.run_batch(*b) for b in batches]  # SingleStream / MultiStream: run right here
+
+    def _batches(self, ids: list, indices: list) -> list[tuple[list, object]]:
+        """A query's batches as (response ids, QSL indices) pairs, planned by ``batch_bounds``; the indices
+        are an int64 array, or the query's own list when it holds one sample."""
+        if len(ids) == 1:
+            return [(ids, indices)]
+        idx = np.array(indices, dtype=np.int64)
+        order, bounds = batch_bounds(self.qsl.lengths[idx], self.config.batcher, self.cap)
+        ids_sorted = np.array(ids, dtype=np.uint64)[order].tolist()
+        idx_sorted = idx[order]
+        return [(ids_sorted[a:b], idx_sorted[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
 
     def flush_queries(self) -> None:
         """LoadGen callback at the end of a run; queued samples are already being served. Never raises."""
 
     # -- workers ---------------------------------------------------------------------------------
     def _offline_worker(self) -> None:
+        get, run = self._queue.get, self.run_batch
         while True:
-            item = self._queue.get()
+            item = get()
             if item is _STOP:
                 return
-            self.run_batch(*item)
+            run(*item)
 
     def _server_worker(self) -> None:
         max_batch = self.config.batcher.max_batch_size
         max_wait = self.config.batcher.server_max_wait_ms / 1000.0
+        get = self._queue.get
         while True:
-            item = self._queue.get()
+            item = get()
             if item is _STOP:
                 return
-            pending = [item]
-            deadline = item[2] + max_wait
+            ids, indices, t0 = item
             stop = False
-            while len(pending) < max_batch:
-                timeout = deadline - time.monotonic()
-                try:
-                    nxt = self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is _STOP:
-                    stop = True
-                    break
-                pending.append(nxt)
-            ids = np.array([p[0] for p in pending], dtype=np.uint64)
+            if len(ids) < max_batch:  # dynamic batching: wait up to max_wait for more queries
+                ids, indices = list(ids), list(indices)
+                deadline = t0 + max_wait
+                while len(ids) < max_batch:
+                    timeout = deadline - time.monotonic()
+                    try:
+                        nxt = get(timeout=timeout) if timeout > 0 else get(block=False)
+                    except queue.Empty:
+                        break
+                    if nxt is _STOP:
+                        stop = True
+                        break
+                    ids.extend(nxt[0])
+                    indices.extend(nxt[1])
             try:
-                idx = np.array([p[1] for p in pending], dtype=np.int64)
-                batches = [(ids[b], idx[b]) for b in plan_batches(self.qsl.lengths[idx], self.config.batcher,
-                                                                   self.cap)]
+                batches = self._batches(ids, indices)
             except BaseException as exc:  # noqa: BLE001 - recorded; the samples must still complete
                 self._record(exc)
                 self._safe_complete_empty(ids)
@@ -262,13 +337,13 @@ class BertSUT:
                 return
 
     # -- the work --------------------------------------------------------------------------------
-    def run_batch(self, sample_ids: np.ndarray, sample_indices: np.ndarray) -> None:
+    def run_batch(self, sample_ids, sample_indices) -> None:
         """Run one batch through the backend and complete its samples (always, even on error; never
         raises). In drain mode the backend is not called and the samples are completed empty.
 
         Args:
-            sample_ids: uint64 [B] LoadGen response ids.
-            sample_indices: int64 [B] QSL indices.
+            sample_ids: the B LoadGen response ids (list of ints or uint64 array).
+            sample_indices: int64 [B] QSL indices (array or list).
         """
         with self._lock:
             draining = self._draining
@@ -281,17 +356,24 @@ class BertSUT:
             return
         logits = None
         try:
-            lengths = self.qsl.lengths[sample_indices]
-            seq = padded_length(int(lengths.max()), self.config.batcher.pad_to_multiple, self.cap)
+            b = len(sample_ids)
+            qsl = self.qsl
+            if b == 1:  # a slice (a view) instead of a gather
+                i = int(sample_indices[0])
+                longest = self._lengths[i]
+                lengths = (longest,)
+                rows = slice(i, i + 1)
+            else:
+                rows = sample_indices
+                lengths = qsl.lengths[rows]
+                longest = int(lengths.max())
+            seq = padded_length(longest, self.config.batcher.pad_to_multiple, self.cap)
             if self.error is None:
-                logits = self.backend.predict(
-                    self.qsl.input_ids[sample_indices, :seq],
-                    self.qsl.input_mask[sample_indices, :seq],
-                    self.qsl.segment_ids[sample_indices, :seq],
-                )
-                if logits.shape != (len(sample_ids), seq, 2):
+                logits = self.backend.predict(qsl.input_ids[rows, :seq], qsl.input_mask[rows, :seq],
+                                              qsl.segment_ids[rows, :seq])
+                if logits.shape != (b, seq, 2):
                     raise BackendFailure(f"backend {self.backend.name!r} returned logits of shape "
-                                         f"{tuple(logits.shape)}, expected {(len(sample_ids), seq, 2)}")
+                                         f"{tuple(logits.shape)}, expected {(b, seq, 2)}")
         except BaseException as exc:  # noqa: BLE001 - recorded and re-raised by the runner
             self._record(exc)
             logits = None
@@ -312,28 +394,46 @@ class BertSUT:
             if self.error is None:
                 self.error = exc
 
-    def _safe_complete_empty(self, sample_ids: np.ndarray) -> None:
+    def _safe_complete_empty(self, sample_ids) -> None:
         try:
             self._complete_empty(sample_ids)
         except BaseException as exc:  # noqa: BLE001 - never into LoadGen's C++
             self._record(exc)
 
-    def _complete_empty(self, sample_ids: np.ndarray) -> None:
-        """Complete ``sample_ids`` (uint64 [B]) with empty responses (no bytes)."""
-        if len(sample_ids) == 0:
-            return
-        lg.QuerySamplesComplete([lg.QuerySampleResponse(int(i), 0, 0) for i in sample_ids])
-        with self._lock:
-            self.samples_completed += len(sample_ids)
-
-    def _complete(self, sample_ids: np.ndarray, lengths: np.ndarray, seq: int, logits: np.ndarray) -> None:
+    def _complete_empty(self, sample_ids) -> None:
+        """Complete ``sample_ids`` (ints, or a uint64 array) with empty responses (no bytes)."""
         b = len(sample_ids)
+        if b == 0:
+            return
+        ids = sample_ids.tolist() if isinstance(sample_ids, np.ndarray) else sample_ids
+        zeros = [0] * b
+        lg.QuerySamplesComplete(list(map(lg.QuerySampleResponse, ids, zeros, zeros)))
+        with self._lock:
+            self.samples_completed += b
+
+    def _complete(self, sample_ids, lengths, seq: int, logits: np.ndarray) -> None:
+        """Complete a batch: its responses point into one packed buffer (``responses.pack_batch``) that is
+        referenced here until ``QuerySamplesComplete`` returns (LoadGen copies the bytes it logs inside
+        that call and keeps no pointer)."""
+        b = len(sample_ids)
+        ids = sample_ids.tolist() if isinstance(sample_ids, np.ndarray) else sample_ids
         buf, stride, nbytes = pack_batch(logits, lengths, self.config.response_rows, self.cap)  # (B, rows, 2)
-        base = buf.ctypes.data
-        responses = [lg.QuerySampleResponse(int(sample_ids[k]), base + k * stride, int(nbytes[k])) for k in range(b)]
-        # ``buf`` is referenced here until QuerySamplesComplete has copied the bytes.
+        base = _address(buf)
+        if b == 1:
+            responses = [lg.QuerySampleResponse(ids[0], base, nbytes[0])]
+        else:
+            responses = list(map(lg.QuerySampleResponse, ids, range(base, base + b * stride, stride), nbytes))
         lg.QuerySamplesComplete(responses)
         del buf
         with self._lock:
             self.samples_completed += b
             self.batches_run += 1
+
+
+def _address(buf: np.ndarray) -> int:
+    """The address of ``buf``'s first byte. ``ctypes.addressof`` of a ``from_buffer`` view costs about a
+    quarter of ``ndarray.ctypes.data`` (0.5 against 2 us, measured); read-only arrays take the slow path."""
+    try:
+        return ctypes.addressof(ctypes.c_char.from_buffer(buf))
+    except (TypeError, ValueError, BufferError):
+        return int(buf.ctypes.data)
