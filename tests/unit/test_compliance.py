@@ -22,9 +22,10 @@ def runs(tmp_path_factory, synthetic_vocab):
     return base, exact, noisy
 
 
-def _run(test, results, out, synthetic_vocab, reg=None, **kw):
+def _run(test, results, out, vocab, reg=None, **kw):
     return run_compliance(test, results.run_dir, out, registry=reg or sup.registry(), load_data=lambda *a: sup.data(),
-                          scorer=sup.scorer_for(synthetic_vocab), progress=False, perf_tolerance=100.0, **kw)  # timing rules: tested on edited logs
+                          scorer=sup.scorer_for(vocab), progress=False,
+                          perf_tolerance=100.0, **kw)  # timing rules: tested on edited logs
 
 
 def test_run_config_round_trips_through_run_json(runs, tmp_path):
@@ -79,7 +80,8 @@ def test_test01_batch_dependent_outputs_fall_back_to_f1(runs, tmp_path, syntheti
 
 def test_test01_fails_when_performance_mode_answers_differ(runs, tmp_path, synthetic_vocab):
     _, exact, _ = runs
-    res = _run("TEST01", exact, tmp_path, synthetic_vocab, reg=sup.registry("test_submission_support:WrongOracleBackend"))
+    res = _run("TEST01", exact, tmp_path, synthetic_vocab,
+               reg=sup.registry("test_submission_support:WrongOracleBackend"))
     assert not res.passed
     assert res.f1_baseline == 100.0 and res.f1_compliance == 0.0
     assert "outside 1% for bert-99" in res.notes[-1]

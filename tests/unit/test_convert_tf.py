@@ -2,8 +2,9 @@
 
 The round trip writes a DLE-named TF checkpoint from the tiny random BERT's weights (``tiny_model``: 2 layers,
 hidden 32, 2 heads; the inverse map), with optimizer slots, loss-scale state, global_step and a pooler like the
-official model.ckpt-5474, converts it back and compares tensors (bitwise) and logits (within 1e-5). BERT-Large names and shapes are checked against
-a meta-device (no memory) Hugging Face BERT-Large; the full-size conversion through every step is ``slow``.
+official model.ckpt-5474, converts it back and compares tensors (bitwise) and logits (within 1e-5). BERT-Large
+names and shapes are checked against a meta-device (no memory) Hugging Face BERT-Large; the full-size conversion
+through every step is ``slow``.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """The official registry (values from docs/models.md), local discovery of ONNX files and their manifests, and
-``mlperf-bert models`` errors. Listing the real ../shared and verified downloads: tests/integration/test_models_real.py."""
+``mlperf-bert models`` errors. Listing the real ../shared and verified downloads:
+tests/integration/test_models_real.py."""
 
 from __future__ import annotations
 

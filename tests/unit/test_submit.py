@@ -33,9 +33,9 @@ SYSTEM_JSON = {"host_memory_configuration": "2x 12 GB DDR5", "cooling": "air", "
 SHORT_RUN = {"duration", "counts", "dataset", "early-stopping", "compliance-performance"}
 
 
-def _job(tmp, synthetic_vocab, layout, **kw):
+def _job(tmp, vocab, layout, **kw):
     base = RunConfig(
-        data=DataPaths(dataset=tmp / "unused.json", vocab=synthetic_vocab, cache_dir=tmp / "cache"),
+        data=DataPaths(dataset=tmp / "unused.json", vocab=vocab, cache_dir=tmp / "cache"),
         backend=BackendConfig(name="oracle"),
         sut=SUTConfig(batcher=BatcherConfig(max_batch_size=16, token_budget=4096)),
         loadgen=LoadGenConfig(rules="quick", quick_duration_s=0.3, expected_qps=2000.0, expected_latency_ms=0.5),
@@ -45,8 +45,8 @@ def _job(tmp, synthetic_vocab, layout, **kw):
                      perf_tolerance=100.0, quiet_wait_s=None, **kw)
 
 
-def _submit(job, synthetic_vocab, events=None):
-    return run_submit(job, registry=sup.registry(), load_data=lambda *a: sup.data(), scorer=sup.scorer_for(synthetic_vocab),
+def _submit(job, vocab, events=None):
+    return run_submit(job, registry=sup.registry(), load_data=lambda *a: sup.data(), scorer=sup.scorer_for(vocab),
                       progress=False, on_event=(events.append if events is not None else None))
 
 
