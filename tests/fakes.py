@@ -115,3 +115,61 @@ def write_tiny_squad(folder, contexts=("the cat sat on the mat",), repeat: int =
     vocab = folder / "vocab.txt"
     vocab.write_text("\n".join(TINY_VOCAB) + "\n")
     return dataset, vocab
+
+
+#: The two paragraphs of the ``tiny_squad`` fixture (words of ``TINY_VOCAB`` only).
+TINY_CONTEXTS = ("the cat sat on the mat", "where is the mat? the cat sat on the mat")
+
+
+def write_synthetic_vocab(path):
+    """Write a made-up vocab.txt with BERT's 30,522 ids: ``[PAD]`` 0, ``[unusedN]`` 1..99, ``[UNK]`` 100,
+    ``[CLS]`` 101, ``[SEP]`` 102, ``[MASK]`` 103, then ``tok104``... (no real word, so no answer text of
+    ``synthetic_features`` is ever found inside a piece); returns the path. Stands in for the real vocab
+    where only ids 0..30,521 must exist."""
+    from pathlib import Path
+
+    special = {0: "[PAD]", 100: "[UNK]", 101: "[CLS]", 102: "[SEP]", 103: "[MASK]"}
+    pieces = [special.get(i, f"[unused{i}]" if i < 100 else f"tok{i}") for i in range(30_522)]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(pieces) + "\n")
+    return path
+
+
+#: The tiny random BERT of the ``tiny_model`` fixture: BERT's 30,522-id vocabulary (the exporters' probe batches
+#: draw ids 1000..30000, and ``graph_architecture`` finds the word embeddings by their >= 30,000 rows), 2 layers,
+#: hidden 32, 2 heads (head size 16), intermediate 64, 512 positions. Weights are drawn with std 0.2 (BERT's is
+#: 0.02) so the logits spread over about +-2 and attention is not uniform.
+TINY_BERT = dict(vocab_size=30_522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                 max_position_embeddings=512, type_vocab_size=2, initializer_range=0.2)
+
+
+def write_tiny_bert(folder, seed: int = 0):
+    """Save a random ``BertForQuestionAnswering`` (``TINY_BERT``, torch seed ``seed``) as a Hugging Face folder
+    (config.json + model.safetensors) and return the folder. 3.9 MB; built in well under a second."""
+    from pathlib import Path
+
+    import torch
+    from transformers import BertConfig, BertForQuestionAnswering
+
+    torch.manual_seed(seed)
+    model = BertForQuestionAnswering(BertConfig(**TINY_BERT)).eval()
+    folder = Path(folder)
+    model.save_pretrained(str(folder), safe_serialization=True)
+    return folder
+
+
+def write_log(path, rows, dtype="<f4", transposed=False):
+    """A LoadGen-style accuracy log ``[{"seq_id", "qsl_idx", "data": UPPER hex}]`` of ``rows`` (a dict
+    ``{qsl_idx: float [L, 2]}`` or a list of ``(qsl_idx, array)``), in the given order; returns ``path``."""
+    import json
+
+    items = rows.items() if isinstance(rows, dict) else rows
+    entries = []
+    for seq_id, (qsl_idx, arr) in enumerate(items):
+        arr = np.asarray(arr, dtype=dtype)
+        if transposed:
+            arr = np.ascontiguousarray(arr.T)
+        entries.append({"seq_id": seq_id, "qsl_idx": qsl_idx, "data": arr.tobytes().hex().upper()})
+    path.write_text(json.dumps(entries), encoding="utf-8")
+    return path

@@ -81,14 +81,15 @@ def data(n: int = N_SAMPLES):
     return synthetic_features(n)
 
 
-def quick_run(out: Path, shared: Path, *, name: str = "run", scenario: str = "Offline",
+def quick_run(out: Path, vocab: Path, *, name: str = "run", scenario: str = "Offline",
               modes=("accuracy", "performance"), options: dict | None = None, trace: bool = False,
               duration_s: float = 0.3, expected_qps: float = 2000.0, reg: BackendRegistry | None = None,
               accuracy_target=None):
-    """A quick-rules run folder of the oracle on the synthetic data (accuracy scored with the real vocab)."""
+    """A quick-rules run folder of the oracle on the synthetic data, accuracy scored with ``vocab`` (a vocab.txt
+    with ids up to 30,000: the ``synthetic_vocab`` fixture)."""
     examples, feats = data()
     cfg = RunConfig(
-        data=DataPaths(dataset=out / "unused.json", vocab=shared / "data" / "vocab.txt", cache_dir=out / "cache"),
+        data=DataPaths(dataset=out / "unused.json", vocab=vocab, cache_dir=out / "cache"),
         backend=BackendConfig(name="oracle", options=options or {}),
         sut=SUTConfig(scenario=scenario, batcher=BatcherConfig(max_batch_size=16, token_budget=4096,
                                                                server_max_wait_ms=1)),
@@ -99,12 +100,12 @@ def quick_run(out: Path, shared: Path, *, name: str = "run", scenario: str = "Of
     return run(cfg, registry=reg or registry(), load_data=lambda *a: (examples, feats), progress=False)
 
 
-def scorer_for(shared: Path):
+def scorer_for(vocab: Path):
     """``(log, out_dir) -> AccuracyResult`` over the synthetic data, as the compliance command builds it."""
     from mlperf_bert.accuracy.evaluate import evaluate_accuracy_log
     from mlperf_bert.config import SquadConfig
     from mlperf_bert.squad.tokenization import load_vocab
 
     examples, feats = data()
-    vocab = load_vocab(shared / "data" / "vocab.txt")
-    return lambda log, out_dir: evaluate_accuracy_log(log, examples, feats, vocab, SquadConfig(), out_dir)
+    pieces = load_vocab(vocab)
+    return lambda log, out_dir: evaluate_accuracy_log(log, examples, feats, pieces, SquadConfig(), out_dir)

@@ -15,16 +15,17 @@ from mlperf_bert.submission.compliance import (accuracy_text, compare_accuracy_l
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, shared):
+def runs(tmp_path_factory, synthetic_vocab):
     base = tmp_path_factory.mktemp("comp")
-    exact = sup.quick_run(base / "runs", shared, name="exact")
-    noisy = sup.quick_run(base / "runs", shared, name="noisy", options={"noise": 1e-4})
+    exact = sup.quick_run(base / "runs", synthetic_vocab, name="exact")
+    noisy = sup.quick_run(base / "runs", synthetic_vocab, name="noisy", options={"noise": 1e-4})
     return base, exact, noisy
 
 
-def _run(test, results, out, shared, reg=None, **kw):
+def _run(test, results, out, vocab, reg=None, **kw):
     return run_compliance(test, results.run_dir, out, registry=reg or sup.registry(), load_data=lambda *a: sup.data(),
-                          scorer=sup.scorer_for(shared), progress=False, perf_tolerance=100.0, **kw)  # timing rules: tested on edited logs
+                          scorer=sup.scorer_for(vocab), progress=False,
+                          perf_tolerance=100.0, **kw)  # timing rules: tested on edited logs
 
 
 def test_run_config_round_trips_through_run_json(runs, tmp_path):
@@ -42,9 +43,9 @@ def test_run_config_round_trips_through_run_json(runs, tmp_path):
     assert run_config_from_json(read_run_info(tmp_path)) == with_cache
 
 
-def test_test01_byte_identical_outputs_pass(runs, tmp_path, shared):
+def test_test01_byte_identical_outputs_pass(runs, tmp_path, synthetic_vocab):
     _, exact, _ = runs
-    res = _run("TEST01", exact, tmp_path, shared)
+    res = _run("TEST01", exact, tmp_path, synthetic_vocab)
     assert res.passed and res.log.identical
     assert res.log.test_entries == 660 and res.log.mismatched == 0 and res.log.missing == 0
     t = res.folder / "TEST01"
@@ -61,10 +62,10 @@ def test_test01_byte_identical_outputs_pass(runs, tmp_path, shared):
     assert meta["test"] == "TEST01" and meta["scenario"] == "Offline" and meta["passed"] is True
 
 
-def test_test01_batch_dependent_outputs_fall_back_to_f1(runs, tmp_path, shared):
+def test_test01_batch_dependent_outputs_fall_back_to_f1(runs, tmp_path, synthetic_vocab):
     """Outputs that change with the batch shape differ byte-wise; F1 of those samples decides."""
     _, _, noisy = runs
-    res = _run("TEST01", noisy, tmp_path, shared)
+    res = _run("TEST01", noisy, tmp_path, synthetic_vocab)
     assert res.log.mismatched > 0
     assert res.passed
     assert res.f1_baseline == res.f1_compliance == 100.0
@@ -77,17 +78,18 @@ def test_test01_batch_dependent_outputs_fall_back_to_f1(runs, tmp_path, shared):
     assert (res.folder / "TEST01" / "verify_accuracy.txt").read_text().splitlines()[-1] == "TEST FAIL"
 
 
-def test_test01_fails_when_performance_mode_answers_differ(runs, tmp_path, shared):
+def test_test01_fails_when_performance_mode_answers_differ(runs, tmp_path, synthetic_vocab):
     _, exact, _ = runs
-    res = _run("TEST01", exact, tmp_path, shared, reg=sup.registry("test_submission_support:WrongOracleBackend"))
+    res = _run("TEST01", exact, tmp_path, synthetic_vocab,
+               reg=sup.registry("test_submission_support:WrongOracleBackend"))
     assert not res.passed
     assert res.f1_baseline == 100.0 and res.f1_compliance == 0.0
     assert "outside 1% for bert-99" in res.notes[-1]
 
 
-def test_test05_uses_its_seeds(runs, tmp_path, shared):
+def test_test05_uses_its_seeds(runs, tmp_path, synthetic_vocab):
     _, exact, _ = runs
-    res = _run("TEST05", exact, tmp_path, shared)
+    res = _run("TEST05", exact, tmp_path, synthetic_vocab)
     d = read_detail_log(res.folder / "TEST05" / "performance" / "run_1" / "mlperf_log_detail.txt")
     assert (d.get("effective_qsl_rng_seed"), d.get("effective_sample_index_rng_seed"),
             d.get("effective_schedule_rng_seed")) == TEST05_SEEDS
@@ -96,10 +98,10 @@ def test_test05_uses_its_seeds(runs, tmp_path, shared):
         ("TEST PASS" if res.passed else "TEST FAIL")
 
 
-def test_test01_needs_an_accuracy_run(tmp_path, shared):
-    perf_only = sup.quick_run(tmp_path / "runs", shared, name="p", modes=("performance",))
+def test_test01_needs_an_accuracy_run(tmp_path, synthetic_vocab):
+    perf_only = sup.quick_run(tmp_path / "runs", synthetic_vocab, name="p", modes=("performance",))
     with pytest.raises(DataError, match="has no accuracy run"):
-        _run("TEST01", perf_only, tmp_path / "c", shared)
+        _run("TEST01", perf_only, tmp_path / "c", synthetic_vocab)
 
 
 def _with_metric(src, dst, key, value, validity=None):

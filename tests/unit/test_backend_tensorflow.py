@@ -1,7 +1,8 @@
-"""TensorFlow backend and ``export-tf`` on the small real model: parity with PyTorch and ONNX Runtime, the
-official fixed-shape convention, and bad models.
+"""TensorFlow backend and ``export-tf`` on the tiny random BERT (``tiny_model``): parity with PyTorch and ONNX
+Runtime, the official fixed-shape convention, and bad models. The full-dev F1 of the small real model's frozen
+graph (``-m slow``) is in tests/integration/test_backend_tensorflow_real.py.
 
-Chain under test: small model -> DLE TF checkpoint -> PyTorch folder -> ``mlperf-bert export-tf`` ->
+Chain under test: tiny model -> DLE TF checkpoint -> PyTorch folder -> ``mlperf-bert export-tf`` ->
 SavedModel and frozen graph -> TensorFlowBackend, compared with PyTorch on the original weights (and ORT).
 """
 
@@ -47,8 +48,8 @@ def batch(b: int = 4, seq: int = 160, seed: int = 3) -> tuple[np.ndarray, np.nda
 
 
 @pytest.fixture(scope="module")
-def torch_model(small_model):
-    return transformers.BertForQuestionAnswering.from_pretrained(str(small_model), local_files_only=True).eval()
+def torch_model(tiny_model):
+    return transformers.BertForQuestionAnswering.from_pretrained(str(tiny_model), local_files_only=True).eval()
 
 
 def torch_logits(model, ids, mask, seg) -> np.ndarray:
@@ -59,10 +60,10 @@ def torch_logits(model, ids, mask, seg) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def exported(small_model, tmp_path_factory) -> Path:
-    """small model -> DLE checkpoint -> HF folder -> ``mlperf-bert export-tf`` (with its parity check)."""
+def exported(tiny_model, tmp_path_factory) -> Path:
+    """tiny model -> DLE checkpoint -> HF folder -> ``mlperf-bert export-tf`` (with its parity check)."""
     root = tmp_path_factory.mktemp("tf-chain")
-    prefix = export_tf_checkpoint(small_model, root / "ckpt")
+    prefix = export_tf_checkpoint(tiny_model, root / "ckpt")
     convert_tf_checkpoint(prefix, root / "hf")
     out = root / "tf"
     assert main(["export-tf", str(root / "hf"), "--out", str(out)]) == 0
@@ -105,13 +106,13 @@ def test_tf_matches_pytorch(exported, torch_model, kind):
         backend.predict(ids, mask, seg)
 
 
-def test_tf_matches_onnxruntime(exported, small_onnx):
+def test_tf_matches_onnxruntime(exported, tiny_onnx):
     """The last link of the chain: ONNX (lead's export) and TF graphs of the same weights agree."""
     from mlperf_bert.backends.onnxruntime import OnnxRuntimeBackend
 
     ids, mask, seg = batch(3, 128, seed=5)
     tf_logits = TensorFlowBackend(exported / "model.pb", graph_optimizations=False).predict(ids, mask, seg)
-    ort_logits = OnnxRuntimeBackend(small_onnx, device="cpu").predict(ids, mask, seg)
+    ort_logits = OnnxRuntimeBackend(tiny_onnx, device="cpu").predict(ids, mask, seg)
     assert np.abs(tf_logits - ort_logits).max() < PARITY_ATOL
 
 
@@ -129,15 +130,15 @@ def test_registry_loads_tensorflow_backend(exported):
         BackendRegistry.from_entry_points().load(BackendConfig(name="tensorflow"))
 
 
-def test_fixed_shape_graph_like_the_official_one(small_model, exported, tmp_path):
+def test_fixed_shape_graph_like_the_official_one(tiny_model, exported, tmp_path):
     """A [1, 384] frozen graph (the official model.pb's shape), exported from a ``model.pytorch`` state_dict
     with ``bert_config.json`` (the official PyTorch format), serves any batch size and shorter lengths."""
     from safetensors.torch import load_file
 
     src = tmp_path / "official-style"
     src.mkdir()
-    torch.save(load_file(str(small_model / "model.safetensors")), src / "model.pytorch")
-    config = json.loads((small_model / "config.json").read_text())
+    torch.save(load_file(str(tiny_model / "model.safetensors")), src / "model.pytorch")
+    config = json.loads((tiny_model / "config.json").read_text())
     (src / "bert_config.json").write_text(json.dumps({k: config[k] for k in (
         "attention_probs_dropout_prob", "hidden_act", "hidden_dropout_prob", "hidden_size", "initializer_range",
         "intermediate_size", "max_position_embeddings", "num_attention_heads", "num_hidden_layers",
@@ -225,59 +226,16 @@ def test_cli_export_tf_errors(tmp_path, capsys):
         main(["export-tf", str(tmp_path), "--out", str(tmp_path / "o"), "--static-shape", "1x"])
 
 
-def test_failed_parity_writes_nothing(small_model, tmp_path, monkeypatch):
+def test_failed_parity_writes_nothing(tiny_model, tmp_path, monkeypatch):
     """An export whose graphs disagree with PyTorch is rejected and leaves no folder (nor a temp one)."""
     import mlperf_bert.convert.export_tf as export_mod
 
     monkeypatch.setattr(export_mod, "_torch_logits", lambda shape, tensors, batch: np.full((2, 48, 2), 9.0, np.float32))
     out = tmp_path / "bad"
     with pytest.raises(ModelError, match="parity failed.*nothing was written"):
-        export_tf(small_model, out)
+        export_tf(tiny_model, out)
     assert list(tmp_path.iterdir()) == []
     out.mkdir()
     (out / "x").write_text("keep")
     with pytest.raises(ConfigError, match="already exists"):
-        export_tf(small_model, out)
-
-
-#: PyTorch fp32 F1 of the small model on all 10,833 dev features, scored by the unmodified reference script
-#: (docs/models.md#small-model); fp32 backends must match within 0.02.
-SMALL_MODEL_F1 = 78.91206147893796
-
-
-@pytest.mark.slow
-def test_full_dev_set_f1_equals_pytorch(exported, shared, tmp_path, record_property):
-    """The exported frozen graph on every dev feature (length-sorted, trimmed batches) scores PyTorch's F1."""
-    from mlperf_bert.accuracy.postprocess import postprocess
-    from mlperf_bert.accuracy.squad_v1 import evaluate
-    from mlperf_bert.config import DataPaths, SquadConfig
-    from mlperf_bert.squad.cache import load_features
-    from mlperf_bert.squad.tokenization import load_vocab
-
-    cfg = SquadConfig()
-    paths = DataPaths.defaults(shared=shared, cache_dir=tmp_path / "cache")
-    examples, features = load_features(paths, cfg, progress=False)
-    assert len(features) == 10_833
-    backend = TensorFlowBackend(exported / "model.pb")
-    lengths = features.lengths
-    order = np.argsort(lengths, kind="stable")
-    logits: dict[int, np.ndarray] = {}
-    i, n = 0, len(order)
-    while i < n:  # ascending lengths: a batch's last sample is its longest; at most 32 x 8192 tokens
-        size = 1
-        while i + size < n and size < 32 and (size + 1) * int(lengths[order[i + size]]) <= 8192:
-            size += 1
-        idx = order[i:i + size]
-        length = int(lengths[idx[-1]])
-        out = backend.predict(features.input_ids[idx, :length], features.input_mask[idx, :length],
-                              features.segment_ids[idx, :length])
-        for row, k in enumerate(idx):
-            full = np.full((cfg.max_seq_length, 2), -10000.0, np.float32)  # padding never wins a span
-            full[:length] = out[row]
-            logits[int(k)] = full
-        i += size
-    predictions = postprocess(examples, features, logits, cfg, load_vocab(paths.vocab))
-    result = evaluate(examples, predictions)
-    record_property("squad_v1", result)  # shown with --junitxml; -rA -s prints the line below
-    print(f"TensorFlow frozen graph on SQuAD dev: {result}")
-    assert abs(result["f1"] - SMALL_MODEL_F1) <= 0.02, result
+        export_tf(tiny_model, out)

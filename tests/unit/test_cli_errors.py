@@ -14,8 +14,21 @@ def _run(argv, capsys):
     return rc, err.splitlines()[-1] if err else err  # progress bars may come before the error line
 
 
-def test_missing_model(tmp_path, capsys):
-    rc, err = _run(["run", "--model", str(tmp_path / "nope.onnx"), "--cache-dir", str(tmp_path)], capsys)
+@pytest.fixture
+def data(tiny_squad):
+    """--dataset and --vocab of the tiny SQuAD file (the CLI reads them before the model and most flags)."""
+    dataset, vocab = tiny_squad
+    return ["--dataset", str(dataset), "--vocab", str(vocab)]
+
+
+@pytest.fixture
+def model(tiny_onnx):
+    """--model: the tiny ONNX export (the CLI checks the model before the other backend flags)."""
+    return ["--model", str(tiny_onnx)]
+
+
+def test_missing_model(tmp_path, capsys, data):
+    rc, err = _run(["run", "--model", str(tmp_path / "nope.onnx"), "--cache-dir", str(tmp_path), *data], capsys)
     assert rc == 2
     assert err == f"mlperf-bert run: error: model not found: {tmp_path / 'nope.onnx'}"
 
@@ -32,19 +45,20 @@ def test_unknown_backend(capsys):
     assert rc == 2 and "unknown backend 'tensorrt'" in err and "\n" not in err
 
 
-def test_wrong_vocab(tmp_path, capsys, small_onnx):
+def test_wrong_vocab(tmp_path, capsys, tiny_onnx, tiny_squad):
     vocab = tmp_path / "vocab.txt"
     vocab.write_text("hello\nworld\n")
-    rc, err = _run(["run", "--model", str(small_onnx), "--vocab", str(vocab), "--cache-dir", str(tmp_path),
-                    "--mode", "accuracy", "--max-examples", "5", "--output-dir", str(tmp_path)], capsys)
+    rc, err = _run(["run", "--model", str(tiny_onnx), "--dataset", str(tiny_squad[0]), "--vocab", str(vocab),
+                    "--cache-dir", str(tmp_path), "--mode", "accuracy", "--max-examples", "5",
+                    "--output-dir", str(tmp_path)], capsys)
     assert rc == 2 and str(vocab) in err and "\n" not in err
 
 
-def test_non_squad_json(tmp_path, capsys, small_onnx):
+def test_non_squad_json(tmp_path, capsys, tiny_onnx, tiny_squad):
     ds = tmp_path / "data.json"
     ds.write_text('{"version": "1.1", "rows": [1, 2, 3]}')
-    rc, err = _run(["run", "--model", str(small_onnx), "--dataset", str(ds), "--cache-dir", str(tmp_path),
-                    "--output-dir", str(tmp_path)], capsys)
+    rc, err = _run(["run", "--model", str(tiny_onnx), "--dataset", str(ds), "--vocab", str(tiny_squad[1]),
+                    "--cache-dir", str(tmp_path), "--output-dir", str(tmp_path)], capsys)
     assert rc == 2 and str(ds) in err and "\n" not in err
 
 
@@ -54,17 +68,17 @@ def test_missing_dataset(tmp_path, capsys):
     assert "SQuAD dataset not found" in err and "--dataset" in err
 
 
-def test_truncated_accuracy_log(tmp_path, capsys):
+def test_truncated_accuracy_log(tmp_path, capsys, data):
     log = tmp_path / "mlperf_log_accuracy.json"
     log.write_text('[\n{"seq_id": 0, "qsl_idx": 0, "data": "0000')
-    rc, err = _run(["accuracy", "--log-file", str(log), "--cache-dir", str(tmp_path)], capsys)
+    rc, err = _run(["accuracy", "--log-file", str(log), "--cache-dir", str(tmp_path), *data], capsys)
     assert rc == 2 and str(log) in err and "\n" not in err
 
 
-def test_empty_accuracy_log(tmp_path, capsys):
+def test_empty_accuracy_log(tmp_path, capsys, data):
     log = tmp_path / "mlperf_log_accuracy.json"
     log.write_text("[]\n")
-    rc, err = _run(["accuracy", "--log-file", str(log), "--cache-dir", str(tmp_path)], capsys)
+    rc, err = _run(["accuracy", "--log-file", str(log), "--cache-dir", str(tmp_path), *data], capsys)
     assert rc == 2 and "no samples" in err
 
 
@@ -74,11 +88,11 @@ def test_bad_flag_value_is_argparse_error(capsys):
     assert e.value.code == 2
 
 
-def test_corrupt_onnx_with_the_transformer_optimizer(tmp_path, capsys):
+def test_corrupt_onnx_with_the_transformer_optimizer(tmp_path, capsys, data):
     bad = tmp_path / "model.onnx"
     bad.write_bytes(b"\x08\x07garbage, not a protobuf" * 10)
     rc, err = _run(["run", "--model", str(bad), "--cache-dir", str(tmp_path), "--output-dir", str(tmp_path),
-                    "--mode", "accuracy", "--max-examples", "2"], capsys)
+                    "--mode", "accuracy", "--max-examples", "2", *data], capsys)
     assert rc == 2 and f"cannot load {bad}" in err and "not an ONNX model" in err
 
 
@@ -93,15 +107,15 @@ def test_report_of_a_file(tmp_path, capsys):
     ("--output-dir", "FILE", "is a file, not a folder"),
     ("--run-name", "../escape", "--run-name must be a plain folder name"),
 ])
-def test_bad_output_location(tmp_path, capsys, flag, value, message):
+def test_bad_output_location(tmp_path, capsys, data, model, flag, value, message):
     f = tmp_path / "file.txt"
     f.write_text("x")
-    rc, err = _run(["run", flag, str(f) if value == "FILE" else value], capsys)
+    rc, err = _run(["run", flag, str(f) if value == "FILE" else value, *data, *model], capsys)
     assert rc == 2 and message in err
 
 
-def test_find_peak_confirm_queries_below_early_stopping_floor(capsys):
-    rc, err = _run(["find-peak", "--scenario", "Server", "--confirm-queries", "100"], capsys)
+def test_find_peak_confirm_queries_below_early_stopping_floor(capsys, data, model):
+    rc, err = _run(["find-peak", "--scenario", "Server", "--confirm-queries", "100", *data, *model], capsys)
     assert rc == 2 and err.endswith("--confirm-queries must be >= 459 (LoadGen's early stopping needs that many "
                                     "Server queries even with none late), got 100")
 
@@ -125,7 +139,7 @@ def test_find_peak_does_not_accept_flags_it_would_ignore(flag, capsys):
     (["--backend", "null", "--null-delay-ms", "-1"], "--null-delay-ms -1: must be >= 0"),
     (["--backend", "pytorch", "--precision", "int4"], None),  # argparse: not among the choices
 ])
-def test_flag_errors_name_the_flag(argv, message, capsys, tmp_path):
+def test_flag_errors_name_the_flag(argv, message, capsys, tmp_path, data, model):
     """Out-of-range flags: one line naming the flag (was: --threads 0 accepted and recorded as 0;
     --batch-size 0 named the internal field max_batch_size)."""
     if message is None:
@@ -133,7 +147,7 @@ def test_flag_errors_name_the_flag(argv, message, capsys, tmp_path):
             main(["run", "--output-dir", str(tmp_path), *argv])
         assert e.value.code == 2
         return
-    rc, err = _run(["run", "--output-dir", str(tmp_path), *argv], capsys)
+    rc, err = _run(["run", "--output-dir", str(tmp_path), *argv, *data, *model], capsys)
     assert rc == 2 and err == f"mlperf-bert run: error: {message}"
 
 

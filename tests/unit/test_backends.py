@@ -1,4 +1,5 @@
-"""ONNX Runtime and PyTorch backends on the small real model: parity, conventions, bad input."""
+"""ONNX Runtime and PyTorch backends on the tiny random BERT (``tiny_model``, ``tiny_onnx``: 2 layers, hidden 32,
+2 heads): export names, parity, input conventions, ORT's transformer fusions, and bad input."""
 
 from __future__ import annotations
 
@@ -32,29 +33,29 @@ def _batch(b=4, seq=160, seed=3):
 
 
 @pytest.fixture(scope="module")
-def torch_backend(small_model):
-    return PyTorchBackend(small_model, device="cpu")
+def torch_backend(tiny_model):
+    return PyTorchBackend(tiny_model, device="cpu")
 
 
-def test_export_has_official_names_and_dynamic_axes(small_onnx):
-    m = onnx.load(str(small_onnx), load_external_data=False)
+def test_export_has_official_names_and_dynamic_axes(tiny_onnx):
+    m = onnx.load(str(tiny_onnx), load_external_data=False)
     assert [i.name for i in m.graph.input] == ["input_ids", "input_mask", "segment_ids"]
     assert [o.name for o in m.graph.output] == ["output_start_logits", "output_end_logits"]
     for i in m.graph.input:
         assert i.type.tensor_type.elem_type == onnx.TensorProto.INT64
         dims = [d.dim_param for d in i.type.tensor_type.shape.dim]
         assert dims == ["batch", "seq"]
-    manifest = manifest_for(small_onnx)  # the one artifact manifest, beside the file
-    assert manifest.format == "onnx" and manifest.model_file == small_onnx.name and manifest.precision == "fp32"
-    assert manifest.architecture == ModelArchitecture(12, 384, 6)  # MiniLM-L6: 12 heads, not hidden/64 = 6
+    manifest = manifest_for(tiny_onnx)  # the one artifact manifest, beside the file
+    assert manifest.format == "onnx" and manifest.model_file == tiny_onnx.name and manifest.precision == "fp32"
+    assert manifest.architecture == ModelArchitecture(2, 32, 2)  # from config.json: 2 heads, not hidden/64
     assert manifest.input_names == ("input_ids", "input_mask", "segment_ids")
     (export,) = manifest.steps
     assert export["step"] == "export-onnx" and export["opset"] == 17
     assert export["parity_max_abs_diff_vs_pytorch"] < PARITY_ATOL
 
 
-def test_ort_matches_pytorch(small_onnx, torch_backend):
-    ort_backend = OnnxRuntimeBackend(small_onnx, device="cpu")
+def test_ort_matches_pytorch(tiny_onnx, torch_backend):
+    ort_backend = OnnxRuntimeBackend(tiny_onnx, device="cpu")
     assert ort_backend.input_names == ("input_ids", "input_mask", "segment_ids")
     for b, seq in ((1, 384), (4, 160), (7, 53)):
         ids, mask, seg = _batch(b, seq)
@@ -74,9 +75,9 @@ def test_padding_does_not_change_real_token_logits(torch_backend):
     assert np.abs(full[1, :n] - alone[0]).max() < 1e-4
 
 
-def test_int8_input_convention_and_output_order(tmp_path, small_onnx):
+def test_int8_input_convention_and_output_order(tmp_path, tiny_onnx):
     """A model named like the official int8 file (attention_mask/token_type_ids, outputs start first)."""
-    m = onnx.load(str(small_onnx))
+    m = onnx.load(str(tiny_onnx))
     rename = {"input_mask": "attention_mask", "segment_ids": "token_type_ids",
               "output_start_logits": "7", "output_end_logits": "8"}  # int8 file: opaque output names
     for node in m.graph.node:
@@ -90,11 +91,11 @@ def test_int8_input_convention_and_output_order(tmp_path, small_onnx):
     assert renamed.input_names == ("input_ids", "attention_mask", "token_type_ids")
     ids, mask, seg = _batch(2, 64)
     np.testing.assert_allclose(renamed.predict(ids, mask, seg),
-                               OnnxRuntimeBackend(small_onnx, device="cpu").predict(ids, mask, seg), atol=1e-6)
+                               OnnxRuntimeBackend(tiny_onnx, device="cpu").predict(ids, mask, seg), atol=1e-6)
 
 
-def test_unknown_input_names_are_one_line_error(tmp_path, small_onnx):
-    m = onnx.load(str(small_onnx))
+def test_unknown_input_names_are_one_line_error(tmp_path, tiny_onnx):
+    m = onnx.load(str(tiny_onnx))
     m.graph.input[1].name = "mask"
     for node in m.graph.node:
         node.input[:] = ["mask" if x == "input_mask" else x for x in node.input]
@@ -109,11 +110,11 @@ def test_unknown_input_names_are_one_line_error(tmp_path, small_onnx):
 
 
 @pytest.mark.parametrize("batch,length", [(None, 384), (1, 384)])
-def test_fixed_shape_onnx_runs_padding_free_batches(tmp_path, small_onnx, batch, length):
+def test_fixed_shape_onnx_runs_padding_free_batches(tmp_path, tiny_onnx, batch, length):
     """An ONNX file with fixed input dims ([B, 384] like the official fp32 file, or [1, 384]) runs trimmed
     batches: padded to 384 and split into single rows, logits equal to the dynamic file's on the real
     tokens (before: 'Got: 100 Expected: 384')."""
-    m = onnx.load(str(small_onnx))
+    m = onnx.load(str(tiny_onnx))
     for i in m.graph.input:
         dims = i.type.tensor_type.shape.dim
         if batch is not None:
@@ -123,7 +124,7 @@ def test_fixed_shape_onnx_runs_padding_free_batches(tmp_path, small_onnx, batch,
     onnx.save(m, str(fixed_path))
     fixed = OnnxRuntimeBackend(fixed_path, device="cpu", threads=1)
     assert (fixed.static_batch, fixed.static_length) == (batch, length)
-    dynamic = OnnxRuntimeBackend(small_onnx, device="cpu", threads=1)
+    dynamic = OnnxRuntimeBackend(tiny_onnx, device="cpu", threads=1)
     ids, mask, seg = _batch(3, 100)
     got, want = fixed.predict(ids, mask, seg), dynamic.predict(ids, mask, seg)
     assert got.shape == (3, 100, 2)
@@ -133,45 +134,45 @@ def test_fixed_shape_onnx_runs_padding_free_batches(tmp_path, small_onnx, batch,
         fixed.predict(*_batch(1, 385))
 
 
-def test_truncated_and_missing_onnx(tmp_path, small_onnx):
+def test_truncated_and_missing_onnx(tmp_path, tiny_onnx):
     cut = tmp_path / "cut.onnx"
-    cut.write_bytes(small_onnx.read_bytes()[:100_000])
+    cut.write_bytes(tiny_onnx.read_bytes()[:100_000])
     with pytest.raises(ModelError, match="cannot load .*cut.onnx"):
         OnnxRuntimeBackend(cut)
     with pytest.raises(ModelError, match="ONNX model not found"):
         OnnxRuntimeBackend(tmp_path / "nope.onnx")
 
 
-def test_strict_loading_lists_missing_and_unexpected(tmp_path, small_model):
+def test_strict_loading_lists_missing_and_unexpected(tmp_path, tiny_model):
     from safetensors.torch import load_file, save_file
 
-    sd = load_file(str(small_model / "model.safetensors"))
+    sd = load_file(str(tiny_model / "model.safetensors"))
     sd.pop("qa_outputs.bias")
-    sd.pop("bert.encoder.layer.3.output.dense.weight")
+    sd.pop("bert.encoder.layer.1.output.dense.weight")
     sd["bert.encoder.layer.9.extra.weight"] = sd["qa_outputs.weight"].clone()
     sd["bert.pooler.dense.bias"] = sd["qa_outputs.weight"][0].clone()  # tolerated: QA never uses the pooler
     bad = tmp_path / "bad"
     bad.mkdir()
-    (bad / "config.json").write_text((small_model / "config.json").read_text())
+    (bad / "config.json").write_text((tiny_model / "config.json").read_text())
     save_file(sd, str(bad / "model.safetensors"))
     with pytest.raises(ModelError) as e:
         build_model(bad)
     msg = str(e.value)
     assert "\n" not in msg
-    assert "missing 2: bert.encoder.layer.3.output.dense.weight, qa_outputs.bias" in msg
+    assert "missing 2: bert.encoder.layer.1.output.dense.weight, qa_outputs.bias" in msg
     assert "unexpected 1: bert.encoder.layer.9.extra.weight" in msg
 
 
-def test_official_state_dict_with_bert_config(tmp_path, small_model):
+def test_official_state_dict_with_bert_config(tmp_path, tiny_model):
     """The official model.pytorch form: a torch.save'd state_dict + bert_config.json, loaded weights_only."""
     import torch
     from safetensors.torch import load_file
 
-    sd = load_file(str(small_model / "model.safetensors"))
+    sd = load_file(str(tiny_model / "model.safetensors"))
     torch.save(sd, tmp_path / "model.pytorch")
-    (tmp_path / "bert_config.json").write_text((small_model / "config.json").read_text())
+    (tmp_path / "bert_config.json").write_text((tiny_model / "config.json").read_text())
     a = PyTorchBackend(tmp_path / "model.pytorch", device="cpu")
-    b = PyTorchBackend(small_model, device="cpu")
+    b = PyTorchBackend(tiny_model, device="cpu")
     ids, mask, seg = _batch(2, 48)
     np.testing.assert_array_equal(a.predict(ids, mask, seg), b.predict(ids, mask, seg))
     assert not a.model.training  # eval mode: dropout off (reference bug gave F1 89.91)
@@ -200,42 +201,42 @@ def test_missing_runtime_names_the_extra(tmp_path, monkeypatch):
         reg.load(BackendConfig(name="fancy"))
 
 
-def test_transformer_optimizer_fuses_and_keeps_logits(tmp_path, small_onnx):
+def test_transformer_optimizer_fuses_and_keeps_logits(tmp_path, tiny_onnx):
     """ORT's transformer optimizer as a prepared artifact: fused ops, same logits (1e-4), cached once, the
     head count from the export's manifest, idempotent; a changed graph is refused."""
     from collections import Counter
 
     said: list[str] = []
-    fused = ort_optimized(small_onnx, tmp_path, say=said.append)
-    assert fused.is_relative_to(tmp_path / "artifacts") and len(said) == 1 and "12 heads" in said[0]
-    assert ort_optimized(small_onnx, tmp_path, say=said.append) == fused and len(said) == 1  # cached: silent
+    fused = ort_optimized(tiny_onnx, tmp_path, say=said.append)
+    assert fused.is_relative_to(tmp_path / "artifacts") and len(said) == 1 and "2 heads" in said[0]
+    assert ort_optimized(tiny_onnx, tmp_path, say=said.append) == fused and len(said) == 1  # cached: silent
     assert ort_optimized(fused, tmp_path) == fused  # already optimized: used as it is
     manifest = manifest_for(fused)
     assert [st["step"] for st in manifest.steps] == ["export-onnx", "ort-transformer-optimizer"]
-    assert manifest.steps[-1]["fused"]["Attention"] == 6 and manifest.source["path"] == str(small_onnx.resolve())
-    ops = Counter(n.op_type for n in onnx.load(str(fused)).graph.node)
-    assert ops["Attention"] == 6 and ops["SkipLayerNormalization"] == 12 and ops["EmbedLayerNormalization"] == 1
+    assert manifest.steps[-1]["fused"]["Attention"] == 2 and manifest.source["path"] == str(tiny_onnx.resolve())
+    ops = Counter(n.op_type for n in onnx.load(str(fused)).graph.node)  # per layer: 1 Attention, 2 SkipLayerNorm
+    assert ops["Attention"] == 2 and ops["SkipLayerNormalization"] == 4 and ops["EmbedLayerNormalization"] == 1
     ids, mask, seg = _batch(4, 130)
-    ref = OnnxRuntimeBackend(small_onnx, device="cpu")
+    ref = OnnxRuntimeBackend(tiny_onnx, device="cpu")
     opt = OnnxRuntimeBackend(fused, device="cpu")
     assert np.abs(ref.predict(ids, mask, seg) - opt.predict(ids, mask, seg)).max() < PARITY_ATOL
     with pytest.raises(ModelError, match="transformer optimizer changed the logits.*--no-ort-optimize"):
-        ort_optimized(small_onnx, tmp_path / "fresh", parity_atol=-1.0)  # the guard itself
+        ort_optimized(tiny_onnx, tmp_path / "fresh", parity_atol=-1.0)  # the guard itself
 
 
-def test_head_count_comes_from_the_graph_without_a_manifest(tmp_path, small_onnx):
-    """A bare .onnx (no manifest, no config.json) gets its 12 heads from the attention Reshape, never the
-    hidden/64 = 6 guess; a graph that tells nothing is run unfused with one line saying so."""
+def test_head_count_comes_from_the_graph_without_a_manifest(tmp_path, tiny_onnx):
+    """A bare .onnx (no manifest, no config.json) gets its 2 heads from the attention Reshape, never a
+    hidden/64 guess (0 here); a graph that tells nothing is run unfused with one line saying so."""
     import shutil
 
     bare = tmp_path / "bare" / "bert.onnx"
     bare.parent.mkdir()
-    shutil.copy(small_onnx, bare)
+    shutil.copy(tiny_onnx, bare)
     arch, where = model_architecture(bare, onnx.load(str(bare)))
-    assert (arch.num_attention_heads, arch.hidden_size, where) == (12, 384, "the graph")
+    assert (arch.num_attention_heads, arch.hidden_size, where) == (2, 32, "the graph")
     said: list[str] = []
     fused = ort_optimized(bare, tmp_path / "cache", say=said.append)
-    assert "12 heads, hidden 384 from the graph" in said[0] and manifest_for(fused).architecture.num_attention_heads == 12
+    assert "2 heads, hidden 32 from the graph" in said[0] and manifest_for(fused).architecture.num_attention_heads == 2
     m = onnx.load(str(bare))
     for init in m.graph.initializer:
         if len(init.dims) == 2 and init.dims[0] >= 30000:

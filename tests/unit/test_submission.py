@@ -23,16 +23,16 @@ SYSTEM_JSON = {"host_memory_configuration": "2x 12 GB", "cooling": "air"}
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory, shared):
+def built(tmp_path_factory, synthetic_vocab):
     """Quick Offline and SingleStream runs, Offline TEST01/TEST05, and the current-layout tree (about 5 s)."""
     base = tmp_path_factory.mktemp("sub")
-    off = sup.quick_run(base / "runs", shared, name="offline")
-    ss = sup.quick_run(base / "runs", shared, name="ss", scenario="SingleStream")
+    off = sup.quick_run(base / "runs", synthetic_vocab, name="offline")
+    ss = sup.quick_run(base / "runs", synthetic_vocab, name="ss", scenario="SingleStream")
     comp = []
     for test in ("TEST01", "TEST05"):
         # sub-second runs are too noisy for the 10% / 5% bound; the bound itself is unit-tested
         r = run_compliance(test, off.run_dir, base / "compliance", registry=sup.registry(),
-                           load_data=lambda *a: sup.data(), scorer=sup.scorer_for(shared), progress=False,
+                           load_data=lambda *a: sup.data(), scorer=sup.scorer_for(synthetic_vocab), progress=False,
                            perf_tolerance=100.0)
         assert r.passed, r.notes
         comp.append(r.folder)
@@ -95,12 +95,12 @@ def test_v1_0_layout_of_the_same_runs(built, tmp_path):
     assert any(f.family == "seeds" and f.level == "log" for f in rep.findings)
 
 
-def test_rules_come_from_the_runs_and_must_agree(built, tmp_path, shared):
+def test_rules_come_from_the_runs_and_must_agree(built, tmp_path, synthetic_vocab):
     _, off, ss, _, _ = built
     with pytest.raises(ConfigError, match=r"--rules current, but the runs \(offline, ss\) were made with --rules quick"):
         assemble_submission(SubmissionSpec(output=tmp_path / "a", submitter="acme", system="box",
                                            runs=(off.run_dir, ss.run_dir), rules="current"))
-    v10 = sup.quick_run(tmp_path / "runs", shared, name="v10-seeds", scenario="SingleStream")
+    v10 = sup.quick_run(tmp_path / "runs", synthetic_vocab, name="v10-seeds", scenario="SingleStream")
     info = json.loads((v10.run_dir / "run.json").read_text())
     info["config"]["loadgen"]["seeds"] = [7322528924094909334, 1570999273408051088, 3507442325620259414]
     (v10.run_dir / "run.json").write_text(json.dumps(info))

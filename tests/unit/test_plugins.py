@@ -85,8 +85,8 @@ def test_a_plugin_from_another_package_runs_through_run(plugin_path, tmp_path):
     info = json.loads((run / "run.json").read_text())
     assert info["backend"]["name"] == "span" and info["backend"]["framework"] == "Span Runtime 0.1"
     assert info["backend"]["options"] == {"offset": 0}
-    bad = subprocess.run([*base, "run", "--backend", "span", "--span-offset", "-2"], env=env, capture_output=True,
-                         text=True, timeout=60)
+    bad = subprocess.run([*base, "run", "--backend", "span", "--span-offset", "-2", "--dataset", str(dataset),
+                          "--vocab", str(vocab)], env=env, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and bad.stderr.strip().endswith("--span-offset -2: must be >= 0")
 
 

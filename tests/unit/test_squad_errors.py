@@ -8,14 +8,18 @@ import shutil
 import pytest
 
 from mlperf_bert.cli import main
-from mlperf_bert.config import DataPaths, SquadConfig, default_shared_dir
+from mlperf_bert.config import DataPaths, SquadConfig
 from mlperf_bert.errors import ConfigError, DataError
 from mlperf_bert.squad.cache import load_features
 from mlperf_bert.squad.dataset import read_squad
 from mlperf_bert.squad.tokenization import WordPieceTokenizer, load_vocab
 
-VOCAB = default_shared_dir() / "data" / "vocab.txt"
-needs_vocab = pytest.mark.skipif(not VOCAB.is_file(), reason=f"no {VOCAB}")
+
+@pytest.fixture
+def vocab(tiny_squad):
+    """A valid vocab.txt (the tiny SQuAD file's 15 pieces)."""
+    return tiny_squad[1]
+
 
 GOOD = {
     "version": "1.1",
@@ -210,20 +214,18 @@ def test_small_valid_vocab(tmp_path):
 # --- through load_features and the CLI ----------------------------------------------------------
 
 
-@needs_vocab
-def test_load_features_names_missing_inputs(tmp_path):
+def test_load_features_names_missing_inputs(tmp_path, vocab):
     good = tmp_path / "dev.json"
     good.write_text(json.dumps(GOOD))
     missing = tmp_path / "missing.json"
     with pytest.raises(DataError) as exc:
-        load_features(DataPaths(missing, VOCAB, tmp_path / "c"), SquadConfig(), progress=False)
+        load_features(DataPaths(missing, vocab, tmp_path / "c"), SquadConfig(), progress=False)
     one_line(exc, str(missing), "not found")
     with pytest.raises(DataError) as exc:
         load_features(DataPaths(good, tmp_path / "vocab.txt", tmp_path / "c"), SquadConfig(), progress=False)
     one_line(exc, str(tmp_path / "vocab.txt"), "not found", "--vocab")
 
 
-@needs_vocab
 def test_wrong_vocab_through_load_features(tmp_path):
     good = tmp_path / "dev.json"
     good.write_text(json.dumps(GOOD))
@@ -234,14 +236,13 @@ def test_wrong_vocab_through_load_features(tmp_path):
     one_line(exc, str(bad), "not a WordPiece vocabulary")
 
 
-@needs_vocab
-def test_unwritable_cache_dir(tmp_path):
+def test_unwritable_cache_dir(tmp_path, vocab):
     good = tmp_path / "dev.json"
     good.write_text(json.dumps(GOOD))
     blocker = tmp_path / "cache-is-a-file"
     blocker.write_text("x")
     with pytest.raises(ConfigError) as exc:
-        load_features(DataPaths(good, VOCAB, blocker), SquadConfig(), progress=False)
+        load_features(DataPaths(good, vocab, blocker), SquadConfig(), progress=False)
     one_line(exc, str(blocker), "--cache-dir")
 
 
@@ -262,12 +263,11 @@ def test_query_room_check(tmp_path):
     one_line(exc, "doc_stride 0")
 
 
-@needs_vocab
 @pytest.mark.parametrize("case", ["missing", "truncated", "not-squad", "bad-vocab"])
-def test_cli_prepare_errors(tmp_path, capsys, case):
+def test_cli_prepare_errors(tmp_path, capsys, case, tiny_squad):
     dataset = tmp_path / "dev.json"
     vocab = tmp_path / "vocab.txt"
-    shutil.copyfile(VOCAB, vocab)
+    shutil.copyfile(tiny_squad[1], vocab)
     if case == "truncated":
         dataset.write_text(json.dumps(GOOD)[:50])
     elif case == "not-squad":

@@ -1,9 +1,10 @@
 """TF checkpoint (Google / NVIDIA DLE names) <-> Hugging Face BERT QA: name map, round trip, bad input.
 
-The round trip writes a DLE-named TF checkpoint from the small real model's weights (the inverse map), with
-optimizer slots, loss-scale state, global_step and a pooler like the official model.ckpt-5474, converts it
-back and compares tensors (bitwise) and logits (within 1e-5). BERT-Large names and shapes are checked against
-a meta-device (no memory) Hugging Face BERT-Large; the full-size conversion through every step is ``slow``.
+The round trip writes a DLE-named TF checkpoint from the tiny random BERT's weights (``tiny_model``: 2 layers,
+hidden 32, 2 heads; the inverse map), with optimizer slots, loss-scale state, global_step and a pooler like the
+official model.ckpt-5474, converts it back and compares tensors (bitwise) and logits (within 1e-5). BERT-Large
+names and shapes are checked against a meta-device (no memory) Hugging Face BERT-Large; the full-size conversion
+through every step is ``slow``.
 """
 
 from __future__ import annotations
@@ -151,66 +152,71 @@ def test_check_names_reports_every_problem_in_one_line():
     assert "1 mis-shaped (cls/squad/output_weights [8, 2] != expected [2, 8])" in msg
 
 
-# -- round trip on the small real model -------------------------------------------------------------------------
+# -- round trip on the tiny random BERT ------------------------------------------------------------------------
+
+#: ``fakes.TINY_BERT`` as a BertShape, and its parameter count: embeddings (30,522 + 512 + 2) x 32 + LayerNorm 64 =
+#: 993,216; per layer Q/K/V 3,168 + attention output 1,056 + LayerNorm 64 + intermediate 2,112 + output 2,080 +
+#: LayerNorm 64 = 8,544; QA head 66.
+TINY_SHAPE = BertShape(2, 32, 2, 64)
+TINY_PARAMS = 993_216 + 2 * 8_544 + 66
 
 
 @pytest.fixture(scope="module")
-def dle_ckpt(small_model, tmp_path_factory) -> Path:
-    """The small model as a DLE-named TF checkpoint with the training state a real DLE checkpoint carries."""
+def dle_ckpt(tiny_model, tmp_path_factory) -> Path:
+    """The tiny model as a DLE-named TF checkpoint with the training state a real DLE checkpoint carries."""
     rng = np.random.default_rng(0)
     extra = {
         "global_step": np.array(5474, np.int64),
         "loss_scale": np.array(65536.0, np.float32),
         "good_steps": np.array(12, np.int64),
-        "bert/pooler/dense/kernel": rng.standard_normal((384, 384)).astype(np.float32),
-        "bert/pooler/dense/bias": np.zeros(384, np.float32),
-        "cls/squad/output_weights/adam_m": np.ones((2, 384), np.float32),
-        "cls/squad/output_weights/adam_v": np.ones((2, 384), np.float32),
-        "bert/encoder/layer_5/output/LayerNorm/gamma/adam_m": np.ones(384, np.float32),
+        "bert/pooler/dense/kernel": rng.standard_normal((32, 32)).astype(np.float32),
+        "bert/pooler/dense/bias": np.zeros(32, np.float32),
+        "cls/squad/output_weights/adam_m": np.ones((2, 32), np.float32),
+        "cls/squad/output_weights/adam_v": np.ones((2, 32), np.float32),
+        "bert/encoder/layer_1/output/LayerNorm/gamma/adam_m": np.ones(32, np.float32),
     }
-    return export_tf_checkpoint(small_model, tmp_path_factory.mktemp("dle") / "ckpt", extra_variables=extra)
+    return export_tf_checkpoint(tiny_model, tmp_path_factory.mktemp("dle") / "ckpt", extra_variables=extra)
 
 
 @pytest.fixture(scope="module")
 def converted(dle_ckpt, tmp_path_factory):
     """The DLE checkpoint converted back (heads from the bert_config.json written beside it)."""
-    out = tmp_path_factory.mktemp("hf") / "minilm-from-tf"
+    out = tmp_path_factory.mktemp("hf") / "tiny-from-tf"
     return convert_tf_checkpoint(dle_ckpt, out)
 
 
 def test_dle_checkpoint_has_official_names_and_tf_layout(dle_ckpt):
     reader = tf.train.load_checkpoint(str(dle_ckpt))
     shapes = {k: tuple(v) for k, v in reader.get_variable_to_shape_map().items()}
-    small = BertShape(6, 384, 12, 1536)
-    assert {n.tf for n in weight_names(6)} <= set(shapes)
-    assert {k: shapes[k] for k in tf_shapes(small)} == tf_shapes(small)
-    assert shapes["bert/encoder/layer_0/intermediate/dense/kernel"] == (384, 1536)  # [in, out]
-    assert shapes["cls/squad/output_weights"] == (2, 384)
-    assert json.loads((dle_ckpt.parent / "bert_config.json").read_text())["num_attention_heads"] == 12
+    assert {n.tf for n in weight_names(2)} <= set(shapes)
+    assert {k: shapes[k] for k in tf_shapes(TINY_SHAPE)} == tf_shapes(TINY_SHAPE)
+    assert shapes["bert/encoder/layer_0/intermediate/dense/kernel"] == (32, 64)  # [in, out]
+    assert shapes["cls/squad/output_weights"] == (2, 32)
+    assert json.loads((dle_ckpt.parent / "bert_config.json").read_text())["num_attention_heads"] == 2
     assert tf.train.latest_checkpoint(str(dle_ckpt.parent)) == str(dle_ckpt)
 
 
-def test_round_trip_tensors_are_identical(small_model, converted):
-    original = read_safetensors(small_model / "model.safetensors")
+def test_round_trip_tensors_are_identical(tiny_model, converted):
+    original = read_safetensors(tiny_model / "model.safetensors")
     back = read_safetensors(converted.out_dir / "model.safetensors")
-    assert sorted(back) == sorted(original) and len(back) == 103
+    assert sorted(back) == sorted(original) and len(back) == 39  # 5 embedding + 2 x 16 layer + 2 head tensors
     for key, value in original.items():
         assert back[key].dtype == np.float32 and np.array_equal(back[key], value), key
-    assert converted.parameters == 22_566_146  # docs/models.md#small-model
-    assert converted.shape == BertShape(6, 384, 12, 1536)
+    assert converted.parameters == TINY_PARAMS == 1_010_370
+    assert converted.shape == TINY_SHAPE
 
 
-def test_round_trip_logits_match_within_1e5(small_model, converted):
+def test_round_trip_logits_match_within_1e5(tiny_model, converted):
     batch = real_looking_batch()
-    ref = torch_logits(small_model, batch)
+    ref = torch_logits(tiny_model, batch)
     got = torch_logits(converted.out_dir, batch)
     assert got.shape == (3, 128, 2)
     assert np.abs(ref).max() > 1.0  # real logits
     assert np.abs(got - ref).max() <= ROUND_TRIP_ATOL
 
 
-def test_config_json_matches_original_architecture(small_model, converted):
-    original = json.loads((small_model / "config.json").read_text())
+def test_config_json_matches_original_architecture(tiny_model, converted):
+    original = json.loads((tiny_model / "config.json").read_text())
     written = json.loads((converted.out_dir / "config.json").read_text())
     for key in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
                 "hidden_act", "max_position_embeddings", "type_vocab_size", "layer_norm_eps", "model_type"):
@@ -223,7 +229,7 @@ def test_skipped_variables_are_reported_by_rule(converted):
     assert set(ignored) == {
         "global_step", "loss_scale", "good_steps", "bert/pooler/dense/kernel", "bert/pooler/dense/bias",
         "cls/squad/output_weights/adam_m", "cls/squad/output_weights/adam_v",
-        "bert/encoder/layer_5/output/LayerNorm/gamma/adam_m",
+        "bert/encoder/layer_1/output/LayerNorm/gamma/adam_m",
     }
     assert converted.ignored_counts() == {
         "Adam optimizer moment slot (optimization.py)": 3,
@@ -233,7 +239,7 @@ def test_skipped_variables_are_reported_by_rule(converted):
     }
     manifest = json.loads((converted.out_dir / "conversion.json").read_text())
     assert manifest["ignored"]["global_step"] == "training step counter"
-    assert manifest["converted_tensors"] == 103
+    assert manifest["converted_tensors"] == 39
 
 
 def test_keep_pooler_converts_it_transposed(dle_ckpt, tmp_path):
@@ -241,14 +247,14 @@ def test_keep_pooler_converts_it_transposed(dle_ckpt, tmp_path):
     state = read_safetensors(tmp_path / "out" / "model.safetensors")
     kernel = tf.train.load_checkpoint(str(dle_ckpt)).get_tensor("bert/pooler/dense/kernel")
     assert np.array_equal(state["bert.pooler.dense.weight"], kernel.T)
-    assert report.converted == 105 and "bert/pooler/dense/kernel" not in report.ignored
+    assert report.converted == 41 and "bert/pooler/dense/kernel" not in report.ignored
 
 
 def test_cli_convert_tf(dle_ckpt, tmp_path, capsys):
     out = tmp_path / "cli"
-    assert main(["convert-tf", str(dle_ckpt) + ".index", "--out", str(out), "--num-heads", "12"]) == 0
+    assert main(["convert-tf", str(dle_ckpt) + ".index", "--out", str(out), "--num-heads", "2"]) == 0
     text = capsys.readouterr().out
-    assert "103 tensors, 22,566,146 parameters (6 layers, hidden 384, 12 heads" in text
+    assert "39 tensors, 1,010,370 parameters (2 layers, hidden 32, 2 heads" in text
     assert "skipped 3: Adam optimizer moment slot" in text
     assert (out / "model.safetensors").is_file()
 
@@ -257,7 +263,7 @@ def test_cli_convert_tf(dle_ckpt, tmp_path, capsys):
     assert err.count("\n") == 0 and "already exists" in err and "--force" in err
 
 
-def test_round_trip_through_onnx(converted, small_model, tmp_path):
+def test_round_trip_through_onnx(converted, tiny_model, tmp_path):
     """DLE checkpoint -> PyTorch -> ONNX (the lead's exporter): ORT on the converted model matches PyTorch."""
     to_onnx = pytest.importorskip("mlperf_bert.convert.to_onnx")
     ort = pytest.importorskip("onnxruntime")
@@ -267,7 +273,7 @@ def test_round_trip_through_onnx(converted, small_model, tmp_path):
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     start, end = sess.run(None, dict(zip(("input_ids", "input_mask", "segment_ids"), batch)))
     got = np.stack([start, end], axis=-1)
-    assert np.abs(got - torch_logits(small_model, batch)).max() < 1e-4
+    assert np.abs(got - torch_logits(tiny_model, batch)).max() < 1e-4
 
 
 # -- bad input ------------------------------------------------------------------------------------------------
@@ -407,20 +413,20 @@ def test_existing_output_is_kept_unless_forced(tmp_path):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
-def test_hf_dir_with_bad_tensors_is_rejected(small_model, tmp_path):
+def test_hf_dir_with_bad_tensors_is_rejected(tiny_model, tmp_path):
     from safetensors.numpy import save_file
 
     d = tmp_path / "bad-hf"
     d.mkdir()
-    shutil.copy(small_model / "config.json", d / "config.json")
-    state = read_safetensors(small_model / "model.safetensors")
+    shutil.copy(tiny_model / "config.json", d / "config.json")
+    state = read_safetensors(tiny_model / "model.safetensors")
     del state["qa_outputs.bias"]
-    state["bert.encoder.layer.0.attention.self.query.weight"] = np.zeros((384, 383), np.float32)
+    state["bert.encoder.layer.0.attention.self.query.weight"] = np.zeros((32, 31), np.float32)
     save_file(state, str(d / "model.safetensors"))
     with pytest.raises(ModelError) as exc:
         read_hf_dir(d)
     msg = str(exc.value)
-    assert "1 missing (qa_outputs.bias)" in msg and "query.weight [384, 383] != expected [384, 384]" in msg
+    assert "1 missing (qa_outputs.bias)" in msg and "query.weight [32, 31] != expected [32, 32]" in msg
     (d / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{")
     with pytest.raises(ModelError, match="truncated or corrupt"):
         read_hf_dir(d)

@@ -224,22 +224,22 @@ def test_provider_list_puts_the_chosen_provider_first():
     assert [p for p, _ in trt] == ALL_GPU and trt[0][1] == {"trt_fp16_enable": True}
 
 
-def test_cuda_provider_on_a_cpu_onnxruntime_is_one_line(small_onnx, tmp_path):
+def test_cuda_provider_on_a_cpu_onnxruntime_is_one_line(tiny_onnx, tmp_path):
     import onnxruntime as ort
 
     if "CUDAExecutionProvider" in ort.get_available_providers():
         pytest.skip("this onnxruntime has the CUDA provider")
     with pytest.raises(ConfigError, match="onnxruntime-gpu"):
-        OnnxRuntimeBackend(small_onnx, device="cuda")
+        OnnxRuntimeBackend(tiny_onnx, device="cuda")
     reg = BackendRegistry.from_entry_points()
     for opts in ({"provider": "cuda"}, {"provider": "tensorrt", "fp16": True}):
         with pytest.raises(ConfigError) as err:
-            reg.prepare(BackendConfig("onnxruntime", small_onnx, "auto", options=opts, cache_dir=tmp_path))
+            reg.prepare(BackendConfig("onnxruntime", tiny_onnx, "auto", options=opts, cache_dir=tmp_path))
         extra = "onnxruntime-trt" if opts["provider"] == "tensorrt" else "onnxruntime-gpu"
         assert f"pip uninstall -y onnxruntime && pip install 'mlperf-bert[{extra}]'" in str(err.value)
         assert "replaces the CPU wheel" in str(err.value)
     with pytest.raises(ConfigError, match="^--ort-fp16 runs on the GPU"):
-        reg.prepare(BackendConfig("onnxruntime", small_onnx, "cpu", options={"fp16": True}, cache_dir=tmp_path))
+        reg.prepare(BackendConfig("onnxruntime", tiny_onnx, "cpu", options={"fp16": True}, cache_dir=tmp_path))
     assert not (tmp_path / "artifacts").exists()  # refused before any export or fusion
 
 
@@ -258,9 +258,9 @@ def test_engine_cache_key_covers_model_options_and_versions():
                                    {"onnxruntime-gpu": "1.22.0"})
 
 
-def test_tensorrt_options_profile_and_engine_folder(small_onnx, tmp_path):
+def test_tensorrt_options_profile_and_engine_folder(tiny_onnx, tmp_path):
     names = ("input_ids", "input_mask", "segment_ids")
-    opts = tensorrt_options(small_onnx, names, fp16=True, int8=False, max_batch=128, cache_dir=tmp_path)
+    opts = tensorrt_options(tiny_onnx, names, fp16=True, int8=False, max_batch=128, cache_dir=tmp_path)
     assert opts["trt_profile_min_shapes"] == "input_ids:1x1,input_mask:1x1,segment_ids:1x1"
     assert opts["trt_profile_max_shapes"] == "input_ids:128x384,input_mask:128x384,segment_ids:128x384"
     assert opts["trt_fp16_enable"] is True and opts["trt_int8_enable"] is False
@@ -268,12 +268,12 @@ def test_tensorrt_options_profile_and_engine_folder(small_onnx, tmp_path):
     (key_dir,) = folder.iterdir()
     assert opts["trt_engine_cache_path"] == opts["trt_timing_cache_path"] == str(key_dir)
     record = json.loads((key_dir / "key.json").read_text())
-    assert record["model_sha256"] == fingerprint(small_onnx) and record["options"]["trt_fp16_enable"] is True
-    int8 = tensorrt_options(small_onnx, names, fp16=True, int8=True, max_batch=128, cache_dir=tmp_path)
+    assert record["model_sha256"] == fingerprint(tiny_onnx) and record["options"]["trt_fp16_enable"] is True
+    int8 = tensorrt_options(tiny_onnx, names, fp16=True, int8=True, max_batch=128, cache_dir=tmp_path)
     assert int8["trt_engine_cache_path"] != opts["trt_engine_cache_path"]  # another engine
-    assert "trt_engine_cache_path" not in tensorrt_options(small_onnx, names, fp16=False, int8=False, max_batch=1)
+    assert "trt_engine_cache_path" not in tensorrt_options(tiny_onnx, names, fp16=False, int8=False, max_batch=1)
     with pytest.raises(ConfigError, match="--ort-trt-max-batch"):
-        tensorrt_options(small_onnx, names, fp16=False, int8=False, max_batch=0)
+        tensorrt_options(tiny_onnx, names, fp16=False, int8=False, max_batch=0)
 
 
 def test_fp16_artifact_keeps_int_inputs_and_fp32_logits(tiny_model, tmp_path):
@@ -368,11 +368,15 @@ def test_device_batching_defaults():
         batcher_for_device("tpu")
 
 
-def test_run_flags_pick_the_device_defaults(shared):
+def test_run_flags_pick_the_device_defaults(tiny_squad, tiny_model):
     from mlperf_bert.cli import build_parser
     from mlperf_bert.commands.run import build_run_config
 
+    dataset, vocab = tiny_squad
     parser = build_parser()
+    _parse = parser.parse_args
+    parser.parse_args = lambda argv: _parse([*argv, "--dataset", str(dataset), "--vocab", str(vocab),
+                                             "--model", str(tiny_model)])
     cpu = build_run_config(parser.parse_args(["run", "--device", "cpu", "--no-profile"])).sut.batcher
     assert cpu == batcher_for_device("cpu")
     gpu_cfg = build_run_config(parser.parse_args(["run", "--device", "cuda", "--backend", "pytorch", "--no-profile"])).sut.batcher

@@ -17,11 +17,11 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, shared):
+def runs(tmp_path_factory, synthetic_vocab):
     base = tmp_path_factory.mktemp("report")
-    server = sup.quick_run(base, shared, name="server", scenario="Server", trace=True, duration_s=0.5,
+    server = sup.quick_run(base, synthetic_vocab, name="server", scenario="Server", trace=True, duration_s=0.5,
                            expected_qps=400, options={"sleep_per_sample_s": 0.0005})
-    offline = sup.quick_run(base, shared, name="offline", modes=("performance",))  # no trace
+    offline = sup.quick_run(base, synthetic_vocab, name="offline", modes=("performance",))  # no trace
     return base, server, offline
 
 

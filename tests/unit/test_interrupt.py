@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -19,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from clirun import CliRun
 from fakes import EchoBackend, synthetic_features, write_tiny_squad
 from mlperf_bert.cli import main
 from mlperf_bert.errors import ConfigError
@@ -27,42 +25,6 @@ from mlperf_bert.qsl.qsl import SquadQSL
 from mlperf_bert.runner import make_run_dir
 from mlperf_bert.sut.batcher import BatcherConfig
 from mlperf_bert.sut.sut import BertSUT, SUTConfig
-
-
-class _Run:
-    """``mlperf-bert run ARGS`` as a subprocess whose stdout and stderr are collected as they come."""
-
-    def __init__(self, args: list[str], cwd: Path) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "mlperf_bert.cli", "run", *args], cwd=cwd,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self.out, self.err = bytearray(), bytearray()
-        self._readers = [threading.Thread(target=self._pump, args=(s, b), daemon=True)
-                         for s, b in ((self.proc.stdout, self.out), (self.proc.stderr, self.err))]
-        for t in self._readers:
-            t.start()
-
-    @staticmethod
-    def _pump(stream, buf: bytearray) -> None:
-        while chunk := stream.read1(4096):
-            buf.extend(chunk)
-
-    def wait_for(self, marker: str, where: str = "out", timeout: float = 60.0) -> None:
-        buf = self.out if where == "out" else self.err
-        deadline = time.monotonic() + timeout
-        while marker.encode() not in buf:
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"never saw {marker!r}; stdout {bytes(self.out)!r} stderr {bytes(self.err)!r}")
-            time.sleep(0.02)
-
-    def interrupt(self) -> float:
-        self.proc.send_signal(signal.SIGINT)
-        return time.monotonic()
-
-    def finish(self, timeout: float = 60.0) -> tuple[int, str, str]:
-        rc = self.proc.wait(timeout)
-        for t in self._readers:
-            t.join(5)
-        return rc, bytes(self.out).decode(errors="replace"), bytes(self.err).decode(errors="replace")
 
 
 @pytest.fixture(scope="module")
@@ -95,8 +57,8 @@ def _check_interrupted(rc: int, err: str, out_dir: Path, phase: str) -> dict:
 def test_sigint_in_a_loadgen_phase_stops_within_seconds(tiny, tmp_path, mode, scenario):
     """One Ctrl-C: the SUT drains, LoadGen ends, the folder is .interrupted with LoadGen's logs, exit 130
     (before: ignored in accuracy mode; 'terminate called' and exit 134 in short phases)."""
-    run = _Run(_args(tiny, tmp_path / "runs", "--mode", mode, "--scenario", scenario, "--rules", "quick",
-                     "--target-qps", "5", "--expected-latency-ms", "100"), tmp_path)
+    run = CliRun(_args(tiny, tmp_path / "runs", "--mode", mode, "--scenario", scenario, "--rules", "quick",
+                        "--target-qps", "5", "--expected-latency-ms", "100"), tmp_path)
     run.wait_for(f"LoadGen {scenario} {mode} run")
     time.sleep(0.5)
     t0 = run.interrupt()
@@ -114,7 +76,7 @@ def test_sigint_in_a_loadgen_phase_stops_within_seconds(tiny, tmp_path, mode, sc
 
 
 def test_sigint_in_the_probe(tiny, tmp_path):
-    run = _Run(_args(tiny, tmp_path / "runs", "--mode", "performance", "--null-delay-ms", "300"), tmp_path)
+    run = CliRun(_args(tiny, tmp_path / "runs", "--mode", "performance", "--null-delay-ms", "300"), tmp_path)
     run.wait_for("probing throughput")
     time.sleep(0.3)
     run.interrupt()
@@ -128,8 +90,8 @@ def test_sigint_in_the_probe(tiny, tmp_path):
 def test_sigint_in_a_server_run_gives_up_waiting(tiny, tmp_path, twice):
     """LoadGen has no abort and a Server run keeps issuing: after a few seconds (or at a second Ctrl-C)
     the process leaves with exit 130 without C++ teardown under LoadGen's running thread."""
-    run = _Run(_args(tiny, tmp_path / "runs", "--mode", "performance", "--scenario", "Server", "--rules", "quick",
-                     "--target-qps", "5", "--duration", "30"), tmp_path)
+    run = CliRun(_args(tiny, tmp_path / "runs", "--mode", "performance", "--scenario", "Server", "--rules", "quick",
+                        "--target-qps", "5", "--duration", "30"), tmp_path)
     run.wait_for("LoadGen Server performance run")
     time.sleep(0.5)
     t0 = run.interrupt()
@@ -141,23 +103,6 @@ def test_sigint_in_a_server_run_gives_up_waiting(tiny, tmp_path, twice):
     assert waited < (3.0 if twice else 10.0)
     _check_interrupted(rc, err, tmp_path / "runs", "performance")
     assert (tmp_path / "runs" / "r.interrupted" / "performance" / "mlperf_log_detail.txt").stat().st_size > 0
-
-
-@pytest.mark.integration
-def test_sigint_while_features_are_built_leaves_nothing(shared, tmp_path):
-    """Ctrl-C while the dev-set features are built: exit 130, no run folder (not even --output-dir), no
-    half-written cache file."""
-    cache = tmp_path / "cache"
-    run = _Run(["--backend", "null", "--cache-dir", str(cache), "--output-dir", str(tmp_path / "runs"),
-                "--mode", "accuracy"], tmp_path)
-    run.wait_for("into features")  # said right before the features are read or built (>= 1 s on a fresh cache)
-    run.interrupt()
-    rc, _, err = run.finish()
-    assert rc == 130 and "terminate called" not in err and "Traceback" not in err
-    assert err.strip().splitlines()[-1] == ("mlperf-bert run: interrupted during the features phase; "
-                                            "no run folder was made")
-    assert not (tmp_path / "runs").exists()
-    assert not cache.exists() or list(cache.iterdir()) == []
 
 
 # -- the SUT's drain mode, in process -------------------------------------------------------------------

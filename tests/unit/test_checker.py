@@ -115,11 +115,11 @@ def test_truncation_keeps_head_and_tail_and_hash(tmp_path):
     assert not t2.truncated and (tmp_path / "tiny-out.json").read_bytes() == b"[]\n"
 
 
-def test_accuracy_targets(shared):
+def test_accuracy_targets(tmp_path):
     official = accuracy_target("bert-99", model="downloads/model.onnx")
     assert official.target_f1 == pytest.approx(89.96526) and official.official
     assert accuracy_target("bert-99.9", model="x/model.pytorch").target_f1 == pytest.approx(90.783126)
-    small = accuracy_target("bert-99", model=shared / "models" / "minilm-l6-squad")
+    small = accuracy_target("bert-99", model=tmp_path / "models" / "minilm-l6-squad")  # known by its folder name
     assert small.target_f1 == pytest.approx(78.12294086414858) and not small.official
     assert accuracy_target("bert-99.9", model="minilm-l6-squad/model.safetensors").target_f1 == \
         pytest.approx(78.83314941746)
@@ -132,13 +132,13 @@ def test_accuracy_targets(shared):
         accuracy_target("bert-99", reference_f1=0.9e3)
 
 
-def test_exported_onnx_is_identified_by_its_manifest(tmp_path, shared):
+def test_exported_onnx_is_identified_by_its_manifest(tmp_path):
     onnx = tmp_path / "onnx" / "abc-opset17" / "model.onnx"
     onnx.parent.mkdir(parents=True)
     onnx.write_bytes(b"")
     (onnx.parent / "manifest.json").write_text(json.dumps(
         {"manifest_version": 2, "format": "onnx", "model_file": "model.onnx",
-         "source": {"path": str(shared / "models" / "minilm-l6-squad"), "sha256": "x"}}))
+         "source": {"path": str(tmp_path / "models" / "minilm-l6-squad"), "sha256": "x"}}))
     assert identify_model(onnx).name == "minilm-l6-squad"  # not the official model.onnx
     other = tmp_path / "other" / "model.onnx"  # a manifest naming another file says nothing about this one
     other.parent.mkdir()
@@ -148,14 +148,14 @@ def test_exported_onnx_is_identified_by_its_manifest(tmp_path, shared):
     assert identify_model(other).name == "bert-large"  # by its official file name only
 
 
-def test_quantized_onnx_takes_its_fp32_source_target(tmp_path, shared):
+def test_quantized_onnx_takes_its_fp32_source_target(tmp_path):
     """An int8 model from ``mlperf-bert quantize`` is judged against its fp32 source (bert-99: 99% of
     78.912 for the small model), not against BERT-Large because its file is called model.onnx."""
     onnx = tmp_path / "int8" / "model.onnx"
     onnx.parent.mkdir()
     onnx.write_bytes(b"")
     (onnx.parent / "manifest.json").write_text(json.dumps(
-        {"method": "ptq", "source_model": {"path": str(shared / "models" / "minilm-l6-squad"), "sha256": "x"}}))
+        {"method": "ptq", "source_model": {"path": str(tmp_path / "models" / "minilm-l6-squad"), "sha256": "x"}}))
     target = accuracy_target("bert-99", model=onnx)
     assert target.model == "minilm-l6-squad" and target.target_f1 == pytest.approx(78.12294086414858)
     (onnx.parent / "manifest.json").write_text("{truncated")
@@ -173,15 +173,18 @@ def test_check_rejects_a_folder_that_is_no_tree(tmp_path):
         check_submission(tmp_path, "v0.7")
 
 
-def test_run_flags_set_the_accuracy_target_and_trace(shared):
+def test_run_flags_set_the_accuracy_target_and_trace(tmp_path, tiny_squad, tiny_model):
+    import shutil
+
     from mlperf_bert.cli import build_parser
     from mlperf_bert.commands.run import build_run_config
 
+    data = ["--dataset", str(tiny_squad[0]), "--vocab", str(tiny_squad[1])]
     args = build_parser().parse_args(["run", "--backend", "null", "--benchmark", "bert-99.9", "--reference-f1", "80",
-                                      "--trace", "--rules", "quick"])
+                                      "--trace", "--rules", "quick", *data])
     cfg = build_run_config(args)
     assert cfg.accuracy_target.target_f1 == pytest.approx(79.92) and cfg.accuracy_target.benchmark == "bert-99.9"
     assert cfg.loadgen.trace is True
-    args = build_parser().parse_args(["run", "--model", str(shared / "models" / "minilm-l6-squad"), "--backend",
-                                      "pytorch"])
+    named = shutil.copytree(tiny_model, tmp_path / "models" / "minilm-l6-squad")  # known by its folder name
+    args = build_parser().parse_args(["run", "--model", str(named), "--backend", "pytorch", *data])
     assert build_run_config(args).accuracy_target.model == "minilm-l6-squad"

@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import hashlib
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
 
+from fileserver import serve_files
 from mlperf_bert.cli import main
-from mlperf_bert.config import default_shared_dir
 from mlperf_bert.errors import ChecksumError
-from mlperf_bert.models import local
 from mlperf_bert.models.download import DownloadError, download
-from mlperf_bert.models.local import FILE_CACHE_NAME, list_local
+from mlperf_bert.models.local import FILE_CACHE_NAME
 from mlperf_bert.models.registry import Artifact
 
 SIZE = 300_000  # bytes of the generated test file
@@ -33,60 +30,11 @@ def _blob(n: int, seed: int = 7) -> bytes:
     return bytes(out[:n])
 
 
-class _Handler(BaseHTTPRequestHandler):
-    """GET with optional Range support, a one-time mid-body drop per path, and a request log."""
-
-    def log_message(self, *args):  # keep pytest output clean
-        pass
-
-    def do_GET(self):
-        srv = self.server
-        rng = self.headers.get("Range")
-        srv.log.append((self.path, rng))
-        body = srv.files.get(self.path)
-        if body is None:
-            self.send_error(404, "Not Found")
-            return
-        start, status = 0, 200
-        if rng and srv.range_ok:
-            start = int(re.fullmatch(r"bytes=(\d+)-", rng).group(1))
-            if start >= len(body):
-                self.send_response(416)
-                self.send_header("Content-Range", f"bytes */{len(body)}")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            status = 206
-        payload = body[start:]
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(payload)))
-        if status == 206:
-            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-        if srv.range_ok:
-            self.send_header("Accept-Ranges", "bytes")
-        self.end_headers()
-        if self.path in srv.drop_once:  # promise the whole body, send half, hang up
-            srv.drop_once.discard(self.path)
-            self.wfile.write(payload[: len(payload) // 2])
-            self.wfile.flush()
-            self.close_connection = True
-            return
-        self.wfile.write(payload)
-
-
 @pytest.fixture
 def server():
     """A local file server; set ``.files``, ``.range_ok``, ``.drop_once``; read ``.log`` and ``.url``."""
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    srv.daemon_threads = True
-    srv.files, srv.range_ok, srv.drop_once, srv.log = {}, True, set(), []
-    srv.url = f"http://127.0.0.1:{srv.server_address[1]}"
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
-    thread.join(timeout=5)
+    with serve_files() as srv:
+        yield srv
 
 
 @pytest.fixture
@@ -222,26 +170,6 @@ def test_cli_unknown_name(capsys, tmp_path):
     assert err.startswith("mlperf-bert download: error: unknown artifact 'bert-tiny'")
     assert "bert-large-onnx-int8" in err and "squad-dev" in err
     assert list(tmp_path.iterdir()) == []
-
-
-def test_cli_squad_dev_from_mirror_then_listed_verified(server, capsys, tmp_path, monkeypatch):
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-    dev = (default_shared_dir() / "data" / "dev-v1.1.json").read_bytes()
-    server.files["/dev-v1.1.json"] = dev
-    monkeypatch.setenv("MLPERF_BERT_MIRROR", server.url)  # env form of --mirror
-    assert main(["download", "squad-dev", "--dir", str(tmp_path), "--no-progress"]) == 0
-    out = capsys.readouterr().out.strip().splitlines()
-    target = tmp_path / "squad-dev" / "dev-v1.1.json"
-    assert out == [str(target)]
-    assert hashlib.md5(target.read_bytes()).hexdigest() == "3e85deb501d4e538b6bc56f786231552"
-
-    # The verified md5 was recorded: listing needs no re-hash.
-    def no_hash(path, chunk_size=0):
-        raise AssertionError(f"re-hashed {path}")
-
-    monkeypatch.setattr(local, "md5_file", no_hash)
-    [found] = [m for m in list_local([tmp_path]) if m.official == "squad-dev"]
-    assert found.status == "verified" and found.path == tmp_path / "squad-dev"
 
 
 def test_cli_404_via_mirror_flag(server, capsys, tmp_path, monkeypatch):
