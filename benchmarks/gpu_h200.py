@@ -5,7 +5,7 @@ runs out of time is reported with its reason and the rest go on; ``--skip`` leav
 
 1. ``env``: GPU name, driver, memory (nvidia-smi), versions (torch + CUDA, transformers, onnxruntime and
    its providers, LoadGen, mlperf-bert).
-1b. ``tests``: the ``gpu``-marked tests (``pytest -m gpu tests/test_gpu_backends.py``: CUDA logits vs CPU in
+1b. ``tests``: the ``gpu``-marked tests (``pytest -m gpu tests/unit/test_gpu_backends.py``: CUDA logits vs CPU in
    fp32/bf16/fp16, CUDA graphs vs eager, copy stream on vs off).
 2. ``f1``: the small SQuAD model's full-dev F1 through LoadGen accuracy mode (``runner.run``, the
    code ``mlperf-bert run --device cuda --mode accuracy`` runs) in fp32, bf16 and fp16 on the GPU; goals:
@@ -22,7 +22,7 @@ Output (``--out``): ``summary.json`` (everything measured, with the machine and 
 (the table) and ``steps.log`` (every step's output). No number is printed that was not measured here.
 
 ``--cpu-dry-run`` runs every step on the CPU with a tiny random BERT (2 layers, hidden 64), 5 questions
-and a few dozen samples: the whole path except CUDA itself (tests/test_gpu_script.py).
+and a few dozen samples: the whole path except CUDA itself (tests/unit/test_gpu_script.py).
 
 Usage (the device machine; benchmarks/gpu_h200.sh installs and calls this)::
 
@@ -164,7 +164,7 @@ def step_env(ctx: Ctx) -> None:
 
 def step_tests(ctx: Ctx) -> None:
     cmd = [sys.executable, "-m", "pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider",
-           str(ROOT / "tests" / "test_gpu_backends.py")]
+           str(ROOT / "tests" / "unit" / "test_gpu_backends.py")]
     q = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     print(q.stdout[-6000:], q.stderr[-2000:], flush=True)
     lines = [ln for ln in q.stdout.strip().splitlines() if ln.strip()]

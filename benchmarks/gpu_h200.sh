@@ -20,7 +20,7 @@
 # Environment: OUT (default ./gpu-out), GPU_STAGE (default ./.gpu-stage), GPU_BUDGET_S (default 390),
 # GPU_SKIP (steps to leave out, e.g. "ort,server"), GPU_PYTHON (a Python whose torch sees CUDA), GPU_WORK (models,
 # caches, run folders; default /tmp/mlperf-bert-gpu). GPU_ALLOW_CPU=1 accepts a torch without CUDA and runs the
-# driver's --cpu-dry-run (tiny models on the CPU): how tests/test_gpu_script.py runs this script end to end.
+# driver's --cpu-dry-run (tiny models on the CPU): how tests/unit/test_gpu_script.py runs this script end to end.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/gpu-out}

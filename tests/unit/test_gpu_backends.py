@@ -40,7 +40,7 @@ needs_cuda = pytest.mark.skipif(not _cuda(), reason="needs a CUDA GPU")
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
+def random_tiny(tmp_path_factory):
     """A 2-layer, hidden-64 random BERT QA folder (2.05 M parameters) built by the random builder."""
     return build_random_bert(tmp_path_factory.mktemp("tiny") / "bert-tiny", TINY, seed=0).out_dir
 
@@ -137,31 +137,31 @@ def test_cuda_only_options_are_refused_on_cpu(kw, flag):
     check_device_options("cpu", precision="bf16", cuda_graphs=False, copy_stream=False)  # explicit off is fine
 
 
-def test_registry_refuses_cuda_graphs_on_cpu_in_one_line(tiny_model):
+def test_registry_refuses_cuda_graphs_on_cpu_in_one_line(random_tiny):
     reg = BackendRegistry.from_entry_points()
     with pytest.raises(ConfigError) as err:
-        reg.load(BackendConfig("pytorch", tiny_model, "cpu", options={"cuda_graphs": True}))
+        reg.load(BackendConfig("pytorch", random_tiny, "cpu", options={"cuda_graphs": True}))
     assert str(err.value) == "--cuda-graphs needs --device cuda (this run is on CPU); leave the flag out"
     with pytest.raises(ConfigError, match="--torch-seq-bucket must be 0..384"):
-        reg.load(BackendConfig("pytorch", tiny_model, "cpu", options={"seq_bucket": 500}))
+        reg.load(BackendConfig("pytorch", random_tiny, "cpu", options={"seq_bucket": 500}))
     with pytest.raises(ConfigError, match="--torch-attention"):
-        reg.load(BackendConfig("pytorch", tiny_model, "cpu", options={"attention": "flash"}))
+        reg.load(BackendConfig("pytorch", random_tiny, "cpu", options={"attention": "flash"}))
     if not _cuda():
         with pytest.raises(ConfigError, match="torch sees no CUDA device"):
-            reg.load(BackendConfig("pytorch", tiny_model, "cuda"))
+            reg.load(BackendConfig("pytorch", random_tiny, "cuda"))
 
 
 # -- the pytorch backend on CPU: buckets and the CUDA path's 4-D mask give the same logits -------------------
 
 @pytest.fixture(scope="module")
-def tiny_cpu(tiny_model, torch_one_thread):
-    return PyTorchBackend(tiny_model, device="cpu")
+def tiny_cpu(random_tiny, torch_one_thread):
+    return PyTorchBackend(random_tiny, device="cpu")
 
 
-def test_bucketed_batches_give_the_same_logits(tiny_model, tiny_cpu):
+def test_bucketed_batches_give_the_same_logits(random_tiny, tiny_cpu):
     ids, mask, seg = _batch(3, 50)
     plain = tiny_cpu.predict(ids, mask, seg)
-    bucketed = PyTorchBackend(tiny_model, device="cpu", seq_bucket=64)
+    bucketed = PyTorchBackend(random_tiny, device="cpu", seq_bucket=64)
     got = bucketed.predict(ids, mask, seg)
     assert got.shape == plain.shape == (3, 50, 2) and got.dtype == np.float32
     assert np.abs(got - plain).max() < 1e-5
@@ -186,8 +186,8 @@ def test_additive_4d_mask_matches_the_hf_2d_mask(sharp_cpu):
     assert np.abs(got - ref).max() < 1e-5
 
 
-def test_cpu_bf16_is_autocast_with_fp32_logits(tiny_model):
-    be = PyTorchBackend(tiny_model, device="cpu", precision="bf16")
+def test_cpu_bf16_is_autocast_with_fp32_logits(random_tiny):
+    be = PyTorchBackend(random_tiny, device="cpu", precision="bf16")
     ids, mask, seg = _batch(2, 40)
     out = be.predict(ids, mask, seg)
     d = be.describe()
@@ -276,12 +276,12 @@ def test_tensorrt_options_profile_and_engine_folder(tiny_onnx, tmp_path):
         tensorrt_options(tiny_onnx, names, fp16=False, int8=False, max_batch=0)
 
 
-def test_fp16_artifact_keeps_int_inputs_and_fp32_logits(tiny_model, tmp_path):
+def test_fp16_artifact_keeps_int_inputs_and_fp32_logits(random_tiny, tmp_path):
     from mlperf_bert.convert.to_onnx import export_onnx
     from mlperf_bert.models.artifact import manifest_for
 
     src = tmp_path / "export" / "model.onnx"
-    export_onnx(tiny_model, src)
+    export_onnx(random_tiny, src)
     said = []
     out = fp16_converted(src, tmp_path / "cache", say=said.append)
     m = onnx.load(str(out))
@@ -298,15 +298,15 @@ def test_fp16_artifact_keeps_int_inputs_and_fp32_logits(tiny_model, tmp_path):
 
 # -- random BERT-Large shapes ---------------------------------------------------------------------------------
 
-def test_random_bert_builds_a_strictly_loadable_folder(tiny_model, tmp_path):
+def test_random_bert_builds_a_strictly_loadable_folder(random_tiny, tmp_path):
     import torch
 
     from mlperf_bert.backends.pytorch import build_model
 
-    assert sorted(p.name for p in tiny_model.iterdir()) == ["config.json", "conversion.json", "model.safetensors"]
-    model = build_model(tiny_model)  # strict: every name and shape
+    assert sorted(p.name for p in random_tiny.iterdir()) == ["config.json", "conversion.json", "model.safetensors"]
+    model = build_model(random_tiny)  # strict: every name and shape
     assert sum(p.numel() for p in model.parameters()) == parameter_count(TINY) == 2_053_506
-    cfg = json.loads((tiny_model / "config.json").read_text())
+    cfg = json.loads((random_tiny / "config.json").read_text())
     assert (cfg["num_hidden_layers"], cfg["hidden_size"], cfg["num_attention_heads"]) == (2, 64, 4)
     emb = model.bert.embeddings.word_embeddings.weight.detach()
     assert float(emb[0].abs().max()) == 0.0  # the padding row
@@ -314,11 +314,11 @@ def test_random_bert_builds_a_strictly_loadable_folder(tiny_model, tmp_path):
     assert abs(float(emb[1:].std()) - 0.0192) < 3e-4 and float(emb.abs().max()) == pytest.approx(0.04)
     assert float(model.bert.encoder.layer[0].output.LayerNorm.weight.detach().min()) == 1.0
     assert torch.count_nonzero(model.bert.encoder.layer[1].intermediate.dense.bias) == 0
-    assert is_random_model(tiny_model) and not is_random_model(tmp_path)
+    assert is_random_model(random_tiny) and not is_random_model(tmp_path)
     # the same seed gives the same bytes (so caches keyed by the fingerprint are reused); another seed does not
     again = build_random_bert(tmp_path / "again", TINY, seed=0).out_dir
     other = build_random_bert(tmp_path / "other", TINY, seed=1).out_dir
-    assert fingerprint(again) == fingerprint(tiny_model) != fingerprint(other)
+    assert fingerprint(again) == fingerprint(random_tiny) != fingerprint(other)
     with pytest.raises(ConfigError, match="already exists"):
         build_random_bert(again, TINY)
     with pytest.raises(ConfigError, match="not a multiple of 5 heads"):
@@ -368,7 +368,7 @@ def test_device_batching_defaults():
         batcher_for_device("tpu")
 
 
-def test_run_flags_pick_the_device_defaults(tiny_squad, tiny_model):
+def test_run_flags_pick_the_device_defaults(tiny_squad, random_tiny):
     from mlperf_bert.cli import build_parser
     from mlperf_bert.commands.run import build_run_config
 
@@ -376,7 +376,7 @@ def test_run_flags_pick_the_device_defaults(tiny_squad, tiny_model):
     parser = build_parser()
     _parse = parser.parse_args
     parser.parse_args = lambda argv: _parse([*argv, "--dataset", str(dataset), "--vocab", str(vocab),
-                                             "--model", str(tiny_model)])
+                                             "--model", str(random_tiny)])
     cpu = build_run_config(parser.parse_args(["run", "--device", "cpu", "--no-profile"])).sut.batcher
     assert cpu == batcher_for_device("cpu")
     gpu_cfg = build_run_config(parser.parse_args(["run", "--device", "cuda", "--backend", "pytorch", "--no-profile"])).sut.batcher

@@ -254,7 +254,8 @@ def test_tiny_model_profile_is_picked_up_for_its_model_only(tiny_models, tmp_pat
     result, key, path = tune(job, REGISTRY, paths, measure_factory=Factory(), cores=2)
     prepared = REGISTRY.prepare(backend)
     assert key.model == fingerprint(prepared.model) and key.backend == "onnxruntime"
-    assert key.options == {}  # both ORT options are tuned, so neither is part of the key
+    # graph_optimization and transformer_optimize are tuned, so not part of the key; the provider options are
+    assert key.options == {"provider": "auto", "fp16": False, "trt_max_batch": 256}
     assert result.winner == Candidate(16, None, 1, 0.0, 1, 2, (("graph_optimization", "basic"),
                                                               ("transformer_optimize", False)))
 
@@ -301,5 +302,7 @@ def test_profile_key_changes_with_untuned_options(tiny_models):
     a = profile_key(REGISTRY, BackendConfig("pytorch", model, "cpu"), "Offline", machine=machine)
     b = profile_key(REGISTRY, BackendConfig("pytorch", model, "cpu", options={"precision": "bf16"}), "Offline",
                     machine=machine)
-    assert a.options == {"precision": "fp32", "compile": False} and b.options["precision"] == "bf16"
+    assert a.options == {"precision": "fp32", "compile": False, "attention": "sdpa", "seq_bucket": 0,
+                         "cuda_graphs": False, "max_graphs": 64, "copy_stream": True}
+    assert b.options["precision"] == "bf16"
     assert a.digest() != b.digest() and a.differences(b.to_json()) == ["options"]

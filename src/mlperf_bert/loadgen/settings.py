@@ -22,7 +22,7 @@ attributes; it is never handed to LoadGen. LoadGen 6.0.17 loads its built-in mlp
 first ``FromConfig(user_conf, ..., 1)`` call of a process: a second such call (the performance test
 after the accuracy test of one ``run``) gets no mlperf.conf (seeds 0, 10 s) and logs "Multiple conf files
 are used", an ERROR the submission checker rejects. Reading the file ourselves also lets every bad line
-be refused before any work, naming the file, the line and the key. ``tests/test_loadgen_settings.py``
+be refused before any work, naming the file, the line and the key. ``tests/unit/test_loadgen_settings.py``
 checks the result against LoadGen's own ``FromConfig`` on user.conf files in fresh processes.
 """
 
@@ -118,7 +118,7 @@ class _Key:
 
 
 #: Every key LoadGen 6.0.17 reads from a user.conf (found by setting each key in a fresh process and
-#: comparing all TestSettings attributes; kept in step by tests/test_loadgen_settings.py).
+#: comparing all TestSettings attributes; kept in step by tests/unit/test_loadgen_settings.py).
 USER_CONF_KEYS: dict[str, tuple[_Key, ...]] = {
     "min_duration": (_Key("min_duration_ms", "int"),),
     "max_duration": (_Key("max_duration_ms", "int"),),
