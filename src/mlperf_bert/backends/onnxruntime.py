@@ -325,18 +325,11 @@ def _graph_facts(model_path: Path) -> tuple[set[str], bool]:
     manifest = manifest_for(model_path)
     if manifest is not None and manifest.input_names:
         return set(manifest.input_names), manifest.precision == "int8"
-    import onnx
-
     from mlperf_bert.convert.ort_optimize import QUANT_OPS
+    from mlperf_bert.models.formats import read_onnx
 
-    try:
-        m = onnx.load(str(model_path), load_external_data=False)
-    except Exception as exc:  # protobuf DecodeError and onnx's own errors
-        raise ModelError(f"onnx cannot load {model_path} (truncated or not an ONNX model?): "
-                         f"{(str(exc).splitlines() or [type(exc).__name__])[0]}") from exc
-    weights = {i.name for i in m.graph.initializer}
-    return ({i.name for i in m.graph.input if i.name not in weights},
-            any(n.op_type in QUANT_OPS for n in m.graph.node))
+    m, inputs = read_onnx(model_path, external_data=False)
+    return set(inputs), any(n.op_type in QUANT_OPS for n in m.graph.node)
 
 
 def _onnx_input_names(model_path: Path) -> set[str]:
@@ -362,32 +355,24 @@ def fp16_converted(model_path: Path, cache_dir: Path, say: Callable[[str], None]
         ConfigError: the file is an int8 (QDQ) graph (TensorRT runs those: ``--ort-provider tensorrt``).
         ModelError: the file cannot be read as ONNX.
     """
-    import onnx
     import onnxruntime as ort
     from onnxruntime.transformers.onnx_model import OnnxModel
 
-    from mlperf_bert.convert.ort_optimize import QUANT_OPS
-    from mlperf_bert.fileio import atomic_path, file_sha256
+    from mlperf_bert.convert.ort_optimize import QUANT_OPS, derived_onnx, load_onnx_graph
+    from mlperf_bert.fileio import atomic_path
     from mlperf_bert.models.artifact import manifest_for, new_manifest, write_manifest
 
     model_path = Path(model_path)
     own = manifest_for(model_path)
     if own is not None and own.precision == "fp16":
         return model_path
-    digest = file_sha256(model_path, "ONNX model")
-    out = Path(cache_dir) / "artifacts" / f"ort-fp16-{digest[:16]}-ort{ort.__version__}" / "model.onnx"
+    out = derived_onnx(model_path, cache_dir, "ort-fp16")
     if out.is_file() and manifest_for(out) is not None:
         return out
-    try:
-        model = onnx.load(str(model_path))
-    except Exception as exc:  # protobuf DecodeError and onnx's own errors
-        raise ModelError(f"onnx cannot load {model_path} (truncated or not an ONNX model?): "
-                         f"{(str(exc).splitlines() or [type(exc).__name__])[0]}") from exc
+    model, names = load_onnx_graph(model_path)
     if any(n.op_type in QUANT_OPS for n in model.graph.node):
         raise ConfigError(f"--ort-fp16: {model_path} is an int8 (QDQ) graph; run it with --ort-provider tensorrt "
                           "or without --ort-fp16")
-    weights = {i.name for i in model.graph.initializer}
-    names = input_convention({i.name for i in model.graph.input if i.name not in weights}, model_path)
     say(f"converting {model_path} to fp16 for the CUDA execution provider once (cached in {out.parent}) ...")
     converted = OnnxModel(model)
     converted.convert_float_to_float16(keep_io_types=True)

@@ -117,6 +117,34 @@ def _probe_logits(path: Path, ids, mask, seg) -> np.ndarray:
         backend.close()
 
 
+def derived_onnx(model_path: Path, cache_dir: Path, kind: str) -> Path:
+    """Where an ONNX file derived from ``model_path`` by ONNX Runtime's tools is cached:
+    ``cache_dir/artifacts/<kind>-<sha256[:16]>-ort<version>/model.onnx`` (keyed by the source's content and
+    the onnxruntime version that made it). ``kind``: ``ort-optimized`` or ``ort-fp16``.
+
+    Raises:
+        ModelError: ``model_path`` cannot be read.
+    """
+    import onnxruntime as ort
+
+    digest = file_sha256(model_path, "ONNX model")
+    return Path(cache_dir) / "artifacts" / f"{kind}-{digest[:16]}-ort{ort.__version__}" / "model.onnx"
+
+
+def load_onnx_graph(model_path: Path):
+    """``(onnx.ModelProto, input_names)`` of an ONNX file, its input names read as one of the BERT input
+    conventions (``backends.onnxruntime.input_convention``).
+
+    Raises:
+        ModelError: not an ONNX file (truncated, say) or inputs of no known convention; one line.
+    """
+    from mlperf_bert.backends.onnxruntime import input_convention
+    from mlperf_bert.models.formats import read_onnx
+
+    model, inputs = read_onnx(model_path)
+    return model, input_convention(set(inputs), model_path)
+
+
 def ort_optimized(model_path: Path, cache_dir: Path, say: Callable[[str], None] = lambda m: None,
                   parity_atol: float = FP32_PARITY_ATOL, qdq_parity_atol: float = QDQ_PARITY_ATOL) -> Path:
     """ORT's transformer optimizer applied once to a BERT ONNX file, as a cached artifact.
@@ -130,27 +158,17 @@ def ort_optimized(model_path: Path, cache_dir: Path, say: Callable[[str], None] 
         ModelError: the file cannot be read as ONNX, or the optimized graph differs from the original by more
             than the tolerance.
     """
-    import onnx
     import onnxruntime as ort
     from onnxruntime.transformers import optimizer
-
-    from mlperf_bert.backends.onnxruntime import input_convention
 
     model_path = Path(model_path)
     own = manifest_for(model_path)
     if own is not None and any(st.get("step") == OPTIMIZE_STEP for st in own.steps):
         return model_path  # already optimized (prepare is idempotent)
-    digest = file_sha256(model_path, "ONNX model")
-    out = Path(cache_dir) / "artifacts" / f"ort-optimized-{digest[:16]}-ort{ort.__version__}" / "model.onnx"
+    out = derived_onnx(model_path, cache_dir, "ort-optimized")
     if out.is_file() and manifest_for(out) is not None:
         return out
-    try:
-        model = onnx.load(str(model_path))
-    except Exception as exc:  # protobuf DecodeError, onnx's own errors: one line, not a traceback
-        first = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise ModelError(f"onnx cannot load {model_path} (truncated or not an ONNX model?): {first}") from exc
-    weights = {i.name for i in model.graph.initializer}
-    names = input_convention({i.name for i in model.graph.input if i.name not in weights}, model_path)
+    model, names = load_onnx_graph(model_path)
     arch, where = model_architecture(model_path, model)
     if arch is None:
         say(f"ORT transformer fusions skipped for {model_path}: its head count is not in a manifest, a "

@@ -65,3 +65,27 @@ def model_file(path: Path) -> Path:
         if manifest is not None and manifest.model_file:
             return path / manifest.model_file
     return path
+
+
+def read_onnx(path: Path, *, external_data: bool = True):
+    """``(onnx.ModelProto, graph_inputs)`` of an ONNX file: ``graph_inputs`` are the graph's inputs that are
+    not initializers (weights), in graph order (list of str).
+
+    Args:
+        external_data: also load tensors stored beside the file (False: the graph and its names only).
+
+    Raises:
+        ModelError: no file there, or not a readable ONNX model (truncated, say); one line naming the file.
+    """
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: ONNX model not found")
+    try:
+        model = onnx.load(str(path), load_external_data=external_data)
+    except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError and onnx's own errors
+        first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+        raise ModelError(f"onnx cannot load {path} (truncated or not an ONNX model?): {first}") from None
+    weights = {i.name for i in model.graph.initializer}
+    return model, [i.name for i in model.graph.input if i.name not in weights]

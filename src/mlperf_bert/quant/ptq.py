@@ -94,17 +94,9 @@ def check_bert_onnx(path: Path):
     Raises:
         ModelError: missing/unreadable file, or a graph that is not a BERT QA model (names what it has).
     """
-    import onnx
+    from mlperf_bert.models.formats import read_onnx
 
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"{path}: ONNX model not found")
-    try:
-        model = onnx.load(str(path))
-    except Exception as exc:  # noqa: BLE001 - protobuf raises several types for bad files
-        raise ModelError(f"{path}: not a readable ONNX model ({str(exc).splitlines()[0][:120]})") from None
-    init_names = {i.name for i in model.graph.initializer}
-    inputs = [i.name for i in model.graph.input if i.name not in init_names]
+    model, inputs = read_onnx(path)
     for convention in BERT_INPUTS:
         if set(convention) == set(inputs):
             break
