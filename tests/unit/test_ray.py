@@ -10,12 +10,9 @@ runs LoadGen is bounded by ``deadline`` (SIGALRM), so a hang fails instead of bl
 
 from __future__ import annotations
 
-import contextlib
-import importlib.util
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import textwrap
@@ -27,6 +24,7 @@ import numpy as np
 import pytest
 
 from fakes import ECHO_SPEC, EchoBackend, registry_with_fakes, synthetic_features
+from raycluster import TESTS, deadline, needs_ray, two_node_cluster
 from mlperf_bert.backends.base import BackendConfig
 from mlperf_bert.config import DataPaths
 from mlperf_bert.errors import BackendFailure, BackendUnavailable, ConfigError
@@ -37,53 +35,14 @@ from mlperf_bert.runner import RunConfig, run
 from mlperf_bert.sut.batcher import BatcherConfig
 from mlperf_bert.sut.sut import SUTConfig, worker_count
 
-HAVE_RAY = importlib.util.find_spec("ray") is not None
-needs_ray = pytest.mark.skipif(not HAVE_RAY, reason="Ray is not installed (pip install 'mlperf-bert[ray]')")
-TESTS = Path(__file__).parent.parent  # tests/: fakes.py, test_submission_support.py
 N = 200
-
-
-class Hung(Exception):
-    """A test ran past its deadline."""
-
-
-@contextlib.contextmanager
-def deadline(seconds: int):
-    """Fail with ``Hung`` when the block runs longer than ``seconds`` (SIGALRM; main thread)."""
-    def on_alarm(signum, frame):
-        raise Hung(f"still running after {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.fixture(scope="module")
 def cluster():
     """A head and a worker node on 127.0.0.1 (1 CPU each), and this process connected to it."""
-    import ray
-    from ray.cluster_utils import Cluster
-
-    old = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(TESTS), old) if p)  # actors import fakes
-    node = {"num_cpus": 1, "object_store_memory": 100 * 2**20, "include_dashboard": False}
-    c = Cluster(initialize_head=True, head_node_args=node)
-    try:
-        c.add_node(**node)
-        c.wait_for_nodes()
-        ray.init(address=c.address, log_to_driver=False)
+    with two_node_cluster() as c:
         yield c
-    finally:
-        ray.shutdown()
-        c.shutdown()
-        if old is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = old
 
 
 @pytest.fixture(scope="module")
