@@ -138,6 +138,10 @@ def test_find_peak_does_not_accept_flags_it_would_ignore(flag, capsys):
     (["--null-delay-ms", "5"], "--null-delay-ms applies to backend null, not onnxruntime"),
     (["--backend", "null", "--null-delay-ms", "-1"], "--null-delay-ms -1: must be >= 0"),
     (["--backend", "pytorch", "--precision", "int4"], None),  # argparse: not among the choices
+    (["--duration", "5"], "--duration sets the length of a --rules quick run; under --rules current the rules "
+                          "set it (--min-duration overrides it, and the run is then not valid for a submission)"),
+    (["--rules", "quick", "--min-duration", "0.5", "--max-duration", "0.2"],
+     "--max-duration 0.2 is below --min-duration 0.5; LoadGen would stop the run before it is valid"),
 ])
 def test_flag_errors_name_the_flag(argv, message, capsys, tmp_path, data, model):
     """Out-of-range flags: one line naming the flag (was: --threads 0 accepted and recorded as 0;
@@ -149,6 +153,26 @@ def test_flag_errors_name_the_flag(argv, message, capsys, tmp_path, data, model)
         return
     rc, err = _run(["run", "--output-dir", str(tmp_path), *argv, *data, *model], capsys)
     assert rc == 2 and err == f"mlperf-bert run: error: {message}"
+
+
+def test_a_sizing_flag_of_another_scenario_is_named(tmp_path, capsys):
+    """Was: --expected-latency-ms on Offline accepted without a word."""
+    from mlperf_bert.cli import build_parser
+    from mlperf_bert.commands.run import check_run_flags
+
+    check_run_flags(build_parser().parse_args(["run", "--expected-latency-ms", "50"]))
+    check_run_flags(build_parser().parse_args(["run", "--scenario", "SingleStream", "--target-qps", "5"]))
+    assert capsys.readouterr().out.splitlines() == [
+        "mlperf-bert: note: --expected-latency-ms sizes SingleStream/MultiStream runs; this Offline run does not use it",
+        "mlperf-bert: note: --target-qps sizes Offline/Server runs; this SingleStream run does not use it"]
+
+
+def test_dataset_or_vocab_folder_is_one_line(tmp_path, capsys, data, model):
+    rc, err = _run(["run", "--output-dir", str(tmp_path / "runs"), *data, *model, "--dataset", str(tmp_path)], capsys)
+    assert rc == 2 and err == (f"mlperf-bert run: error: --dataset {tmp_path} is a folder; pass the SQuAD v1.1 "
+                               "JSON file (dev-v1.1.json)")
+    rc, err = _run(["run", "--output-dir", str(tmp_path / "runs"), *data, *model, "--vocab", str(tmp_path)], capsys)
+    assert rc == 2 and err == f"mlperf-bert run: error: --vocab {tmp_path} is a folder; pass the BERT uncased vocab.txt file"
 
 
 def test_subset_run_is_labelled_and_not_judged(tmp_path, capsys):
@@ -165,3 +189,15 @@ def test_subset_run_is_labelled_and_not_judged(tmp_path, capsys):
     assert "over all 40 questions of the dataset: a subset, not SQuAD v1.1 dev" in out
     assert "not judged: this run scored 40 questions, not all of dev" in out
     assert " met" not in out.replace("not judged", "")
+
+
+def test_check_on_a_folder_that_is_not_a_tree_is_one_line(tmp_path, capsys):
+    """Was: a FAIL line, an empty table and exit 1, as if a tree had failed."""
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "run.json").write_text("{}")
+    rc, err = _run(["check", str(tmp_path / "run")], capsys)
+    assert rc == 2 and err == (f"mlperf-bert check: error: {tmp_path / 'run'} is not a submission tree (no closed/ "
+                               "or open/ folder): a run folder; make a tree from runs with 'mlperf-bert submission "
+                               "--run ...'")
+    rc, err = _run(["check", str(tmp_path / "nope")], capsys)
+    assert rc == 2 and err == f"mlperf-bert check: error: submission folder not found: {tmp_path / 'nope'}"

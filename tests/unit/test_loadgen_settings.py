@@ -100,6 +100,8 @@ def test_sources_and_precedence(tmp_path):
     ("bert.Offline.min_duration = 1.5\n", 1, "bert.Offline.min_duration", "whole number"),
     ("bert.Offline.min_query_count = -1\n", 1, "bert.Offline.min_query_count", "whole number"),
     ("bert.Offline.target_qps = inf\n", 1, "bert.Offline.target_qps", "not a number"),
+    ("bert.Offline.target_qps = -5\n", 1, "bert.Offline.target_qps", "target_qps must be > 0"),
+    ("bert.Offline.target_qps = 0\n", 1, "bert.Offline.target_qps", "target_qps must be > 0"),
     ("bert.*.qsl_rng_seed = 1\n", 1, "bert.*.qsl_rng_seed", "seeds only from its built-in mlperf.conf"),
     ("*.*.mode = 2\n", 1, "*.*.mode", "--mode"),
     ("bert.target_qps = 5\n", 1, "bert.target_qps", "expected model.scenario.key"),

@@ -122,6 +122,11 @@ def test_empty_file(tmp_path, text):
             {"data": [{"paragraphs": [{"context": "c", "qas": [{"id": "q", "question": "?", "answers": ["a"]}]}]}]},
             '"answers" entry',
         ),
+        # no gold answers: refused when read, not after a whole accuracy run
+        ({"data": [{"paragraphs": [{"context": "c", "qas": [{"id": "q7", "question": "?"}]}]}]},
+         'paragraph 0 question 0 (q7) has no "answers" list'),
+        ({"data": [{"paragraphs": [{"context": "c", "qas": [{"id": "q7", "question": "?", "answers": []}]}]}]},
+         'question 0 (q7) has no "answers" list'),
         # a tokenizer.json or model config handed over by mistake
         ({"model": {"type": "WordPiece"}, "added_tokens": []}, '"data"'),
     ],

@@ -115,7 +115,7 @@ def test_missing_required_scenario_names_its_command(built, tmp_path, capsys):
     with pytest.raises(MissingScenarios) as exc:
         assemble_submission(SubmissionSpec(output=tmp_path / "a", submitter="acme", system="box", runs=(off.run_dir,)))
     assert exc.value.lines == [
-        "bert-99/SingleStream is required for a edge system under the current rules; make it with: mlperf-bert run "
+        "bert-99/SingleStream is required for an edge system under the current rules; make it with: mlperf-bert run "
         "--backend oracle --scenario SingleStream --rules quick --batch-size 16 --token-budget 4096 --workers 1 "
         "--response-rows trimmed --duration 0.3 --mode both"]
     assert not (tmp_path / "a").exists()
@@ -123,7 +123,7 @@ def test_missing_required_scenario_names_its_command(built, tmp_path, capsys):
     assert cli_main(["submission", "--run", str(off.run_dir), "--output", str(tmp_path / "b"), "--submitter", "acme",
                      "--system", "box"]) == 2
     err = capsys.readouterr().err
-    assert "mlperf-bert: bert-99/SingleStream is required for a edge system" in err
+    assert "mlperf-bert: bert-99/SingleStream is required for an edge system" in err
     assert err.strip().splitlines()[-1] == ("mlperf-bert submission: error: 1 required scenario(s) have no runs "
                                             "(listed above); add them with --run")
     with pytest.raises(ConfigError, match="bert-99 is not allowed on a datacenter system under the current rules"):
@@ -133,6 +133,25 @@ def test_missing_required_scenario_names_its_command(built, tmp_path, capsys):
     t = assemble_submission(SubmissionSpec(output=tmp_path / "d", submitter="acme", system="box", runs=(off.run_dir,),
                                            layout="v1.0"))
     assert t.system_type == "datacenter"
+
+
+def test_runs_that_did_not_complete_are_refused(built, tmp_path):
+    """Was: a failed or interrupted run counted as 'an accuracy run but no performance run'."""
+    import shutil
+
+    _, off, ss, _, _ = built
+    for status, extra in (("failed", {"phase": "accuracy", "error": "DataError: no gold answer"}),
+                          ("interrupted", {"phase": "performance"})):
+        bad = tmp_path / f"offline.{status}"
+        shutil.copytree(off.run_dir, bad)
+        info = json.loads((bad / "run.json").read_text())
+        (bad / "run.json").write_text(json.dumps({**info, "status": status, **extra}))
+        why = ": DataError: no gold answer" if status == "failed" else ""
+        with pytest.raises(ConfigError) as exc:
+            assemble_submission(SubmissionSpec(output=tmp_path / status, submitter="acme", system="box",
+                                               runs=(bad, ss.run_dir)))
+        assert str(exc.value) == (f"{bad} is a run that did not complete (status {status} in the {extra['phase']} "
+                                  f"phase{why}); submit complete runs only")
 
 
 def test_submission_refuses_existing_output_and_bad_names(built, tmp_path):

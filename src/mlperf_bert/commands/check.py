@@ -67,8 +67,13 @@ def main(args: argparse.Namespace) -> int:
     from mlperf_bert.errors import DataError
     from mlperf_bert.submission.checker import check_submission
 
-    if not args.submission_dir.is_dir():
-        raise DataError(f"submission folder not found: {args.submission_dir}")
+    root = args.submission_dir
+    if not root.is_dir():
+        raise DataError(f"submission folder not found: {root}")
+    if not any((root / d).is_dir() for d in ("closed", "open")):  # the checker's FAIL is for a tree, not a typo
+        hint = ("a run folder; make a tree from runs with 'mlperf-bert submission --run ...'"
+                if (root / "run.json").is_file() else "make one with 'mlperf-bert submission' or 'mlperf-bert submit'")
+        raise DataError(f"{root} is not a submission tree (no closed/ or open/ folder): {hint}")
     rep = check_submission(args.submission_dir, args.rules, layout=args.layout, reference_f1=args.reference_f1,
                            full_logs=args.full_logs, skip_compliance=args.skip_compliance)
     print_report(rep)

@@ -30,9 +30,13 @@ def data_paths(args: argparse.Namespace) -> DataPaths:
     defaults = DataPaths.defaults(cache_dir=args.cache_dir)
     paths = DataPaths(dataset=args.dataset or defaults.dataset, vocab=args.vocab or defaults.vocab,
                       cache_dir=defaults.cache_dir)
+    if paths.dataset.is_dir():
+        raise DataError(f"--dataset {paths.dataset} is a folder; pass the SQuAD v1.1 JSON file (dev-v1.1.json)")
     if not paths.dataset.is_file():
         raise DataError(f"SQuAD dataset not found: {paths.dataset}; pass --dataset PATH "
                         "('mlperf-bert download squad-dev' fetches it and prints its path)")
+    if paths.vocab.is_dir():
+        raise DataError(f"--vocab {paths.vocab} is a folder; pass the BERT uncased vocab.txt file")
     if not paths.vocab.is_file():
         raise DataError(f"vocabulary not found: {paths.vocab}; pass --vocab (BERT uncased vocab.txt)")
     return paths

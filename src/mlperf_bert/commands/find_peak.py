@@ -70,8 +70,8 @@ def main(args: argparse.Namespace) -> int:
         for r in res.rule_failures:
             console.print(f"  not met: {r}")
     else:
-        res = probe_expected(base, args.duration, name=args.run_name, registry=args.registry,
-                             progress=not args.no_progress, on_event=say)
+        res = probe_expected(base, 10.0 if args.duration is None else args.duration, name=args.run_name,
+                             registry=args.registry, progress=not args.no_progress, on_event=say)
         console.print(f"[green]{args.scenario}: {res.value:.2f} {res.unit}[/green]")
     console.print(f"user.conf ({res.folder / 'user.conf'}):")
     for line in res.user_conf.splitlines():

@@ -37,7 +37,7 @@ def add_run_args(p: argparse.ArgumentParser, registry, *, scenario: bool = True,
                        help="current: LoadGen's built-in mlperf.conf; v1.0: MLPerf v1.0 seeds and minimums; "
                             "quick: short development run (default --duration 10 s), NOT valid for submission")
     g.add_argument("--user-conf", type=Path, help="one user.conf (e.g. bert.Offline.target_qps = 120)")
-    g.add_argument("--duration", type=float, default=10.0, help="quick rules: minimum duration in s (default 10)")
+    g.add_argument("--duration", type=float, help="quick rules only: minimum duration in s (default 10)")
     g.add_argument("--performance-sample-count", type=int, help="override (default 10,833 from mlperf.conf)")
     if sizing:
         g.add_argument("--target-qps", type=float,
@@ -162,7 +162,7 @@ def build_run_config(args: argparse.Namespace, *, scenario: str | None = None, m
     # LoadGen settings first: a bad user.conf line is refused before the data, the model or an export
     lgc = LoadGenConfig(scenario=scenario, rules=args.rules, user_conf=args.user_conf,
                         expected_qps=args.target_qps, expected_latency_ms=args.expected_latency_ms,
-                        quick_duration_s=args.duration, min_duration_s=args.min_duration,
+                        quick_duration_s=10.0 if args.duration is None else args.duration, min_duration_s=args.min_duration,
                         max_duration_s=args.max_duration, min_query_count=args.min_query_count,
                         performance_sample_count=args.performance_sample_count, trace=args.trace)
     check_output_dir(args.output_dir)  # and the run name: one line before the data, the model or an export
@@ -216,12 +216,26 @@ def check_run_flags(args: argparse.Namespace) -> None:
         value = getattr(args, dest, None)
         if value is not None and not value > 0:
             raise ConfigError(f"--{dest.replace('_', '-')} {value:g}: must be > 0")
+    low, high = getattr(args, "min_duration", None), getattr(args, "max_duration", None)
+    if low is not None and high and high < low:
+        raise ConfigError(f"--max-duration {high:g} is below --min-duration {low:g}; LoadGen would stop the run "
+                          "before it is valid")
+    scenario = getattr(args, "scenario", None)
+    if getattr(args, "expected_latency_ms", None) is not None and scenario in ("Offline", "Server"):
+        _say(f"note: --expected-latency-ms sizes SingleStream/MultiStream runs; this {scenario} run does not use it")
+    if getattr(args, "target_qps", None) is not None and scenario in ("SingleStream", "MultiStream"):
+        _say(f"note: --target-qps sizes Offline/Server runs; this {scenario} run does not use it")
 
 
 def main(args: argparse.Namespace) -> int:
     from mlperf_bert.report.terminal import print_run_summary
     from mlperf_bert.runner import run
 
+    if args.duration is not None and args.rules != "quick":
+        from mlperf_bert.errors import ConfigError
+
+        raise ConfigError(f"--duration sets the length of a --rules quick run; under --rules {args.rules} the rules "
+                          "set it (--min-duration overrides it, and the run is then not valid for a submission)")
     cfg = build_run_config(args)
     result = run(cfg, registry=args.registry, progress=not args.no_progress,
                            on_event=lambda m: print(f"mlperf-bert: {m}", flush=True))

@@ -31,9 +31,10 @@ def register(sub: argparse._SubParsersAction, registry) -> None:
     p.add_argument("--implementation", default="mlperf-bert", help="implementation name (default mlperf-bert)")
     p.add_argument("--benchmark", choices=("bert-99", "bert-99.9"),
                    help="for runs that recorded no benchmark (default: the run's, else bert-99)")
-    p.add_argument("--system-type", choices=("datacenter", "edge", "datacenter,edge"),
-                   help="default: edge under the current rules (BERT is an edge benchmark there); v1.0: "
-                        "datacenter, edge with SingleStream only, both with Server and SingleStream")
+    p.add_argument("--system-type", choices=("datacenter", "edge", "datacenter,edge"), metavar="TYPE",
+                   help="datacenter, edge or datacenter,edge (default: edge under the current rules, BERT being an "
+                        "edge benchmark there; v1.0: "
+                        "datacenter, edge with SingleStream only, both with Server and SingleStream)")
     p.add_argument("--system-json", type=Path,
                    help="JSON object of systems fields to set (e.g. host_memory_configuration, cooling, status)")
     p.add_argument("--implementation-json", type=Path, help="JSON object of measurements fields to set")

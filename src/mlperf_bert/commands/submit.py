@@ -24,8 +24,8 @@ def register(sub: argparse._SubParsersAction, registry) -> None:
     p.add_argument("--system", required=True, help="system description id, e.g. epyc-2c-ort")
     p.add_argument("--submitter", default="dev", help="organisation name (default 'dev'; set it for a real submission)")
     p.add_argument("--division", default="closed", choices=("closed", "open"))
-    p.add_argument("--system-type", choices=("datacenter", "edge", "datacenter,edge"),
-                   help="default: edge under the current rules, datacenter under v1.0 (Offline)")
+    p.add_argument("--system-type", choices=("datacenter", "edge", "datacenter,edge"), metavar="TYPE",
+                   help="datacenter, edge or datacenter,edge (default: edge under the current rules, datacenter under v1.0)")
     p.add_argument("--system-json", type=Path, help="JSON object of systems fields this machine cannot tell "
                                                     "(e.g. host_memory_configuration, cooling)")
     p.add_argument("--implementation-json", type=Path, help="JSON object of measurements fields to set")

@@ -134,7 +134,19 @@ def run_test(backend, qsl, sut_config: SUTConfig, lg_config: LoadGenConfig, outd
     sut.close()
     if failure:
         raise failure[0]
+    _drop_empty_trace(outdir)
     return outcome
+
+
+def _drop_empty_trace(outdir: Path) -> None:
+    """LoadGen creates ``mlperf_log_trace.json`` even when tracing is off; an empty one is removed so that a
+    run folder holds only what was written (a trace, when there is one, is kept)."""
+    path = outdir / "mlperf_log_trace.json"
+    try:
+        if path.stat().st_size == 0:
+            path.unlink()
+    except FileNotFoundError:
+        pass
 
 
 class LiveProgress:

@@ -151,6 +151,10 @@ USER_CONF_KEYS: dict[str, tuple[_Key, ...]] = {
     "max_async_queries": (_Key("server_max_async_queries", "int", "Server"),),
 }
 
+#: Float keys whose value must be > 0: LoadGen replaces 0 or a negative target_qps by 1 sample/s and a
+#: latency by its default, so the run would not be the one the file describes (found with target_qps = -5).
+_POSITIVE = frozenset({"target_qps", "target_latency"})
+
 #: Keys LoadGen knows but does not take from a user.conf (or that the harness sets), with the reason.
 USER_CONF_REFUSED = {
     **{k: "LoadGen reads seeds only from its built-in mlperf.conf (use --rules v1.0 for the v1.0 seeds)"
@@ -294,6 +298,10 @@ def read_user_conf(path: Path | str, scenario: str) -> UserConf:
         if kind == "float":
             if not _FLOAT.fullmatch(value) or not math.isfinite(float(value)):
                 raise bad(f"value {value!r} is not a number")
+            if name in _POSITIVE and not float(value) > 0:
+                raise bad(f"value {value!r}: {name} must be > 0 (LoadGen would run with another value)")
+            if name == "target_latency_percentile" and not 0 < float(value) <= 100:
+                raise bad(f"value {value!r}: a percentile in (0, 100]")
         elif not _INT.fullmatch(value):
             if _FLOAT.fullmatch(value):
                 raise bad(f"value {value!r}: LoadGen reads {name} as a whole number >= 0 "

@@ -84,7 +84,8 @@ def read_squad(path: Path) -> list[Example]:
 
     Raises:
         DataError: missing/unreadable file, not JSON, truncated JSON, JSON that is not SQuAD v1.x
-            (no ``data`` list of articles with ``paragraphs``/``context``/``qas``, or SQuAD v2), or no questions.
+            (no ``data`` list of articles with ``paragraphs``/``context``/``qas``, a question without gold
+            ``answers``, or SQuAD v2), or no questions.
     """
     path = Path(path)
     doc = _parse_json(path)
@@ -118,10 +119,13 @@ def read_squad(path: Path) -> list[Example]:
                         f"{path}: question {qa['id']} is marked is_impossible (SQuAD v2); "
                         "the MLPerf BERT benchmark uses SQuAD v1.1"
                     )
-                answers = qa.get("answers", [])
-                if not isinstance(answers, list) or not all(
-                    isinstance(x, dict) and isinstance(x.get("text"), str) for x in answers
-                ):
+                answers = qa.get("answers")
+                if not isinstance(answers, list) or not answers:
+                    # every v1.1 dev question has gold answers, and the score needs them: refused here, not
+                    # after a whole accuracy run
+                    raise DataError(_where(path, f'{where} question {q} ({qa["id"]}) has no "answers" list '
+                                                 "of gold answers"))
+                if not all(isinstance(x, dict) and isinstance(x.get("text"), str) for x in answers):
                     raise DataError(_where(path, f'question {qa["id"]} has an "answers" entry without a "text"'))
                 examples.append(
                     Example(

@@ -181,6 +181,11 @@ def _group(spec: SubmissionSpec) -> tuple[dict[tuple[str, str], _Entry], dict[Pa
     for run in spec.runs:
         run = Path(run)
         info = infos[run] = read_run_info(run)
+        status = info.get("status", "complete")  # run.json of runs before statuses were recorded: complete
+        if status != "complete":
+            why = f": {info['error']}" if info.get("error") else ""
+            raise ConfigError(f"{run} is a run that did not complete (status {status} in the {info.get('phase', '?')} "
+                              f"phase{why}); submit complete runs only")
         scenario = info["config"]["sut"]["scenario"]
         key = (_benchmark_of(info, spec), scenario)
         entry = groups.setdefault(key, _Entry(*key))
@@ -370,7 +375,8 @@ def _check_scenarios(groups, layout: str, system_type: str, division: str) -> No
         info = sample.info_perf or sample.info_acc
         for sc in required:
             if sc not in scs:
-                missing.append(f"{bm}/{sc} is required for a {system_type} system under the {layout} rules; "
+                article = "an" if system_type[:1] in "aeiou" else "a"
+                missing.append(f"{bm}/{sc} is required for {article} {system_type} system under the {layout} rules; "
                                f"make it with: {command_line(info, sc)} --mode both")
     if missing:
         raise MissingScenarios(f"{len(missing)} required scenario(s) have no runs (listed above); add them with "
