@@ -22,7 +22,10 @@ def print_run_summary(result, cfg, console: Console | None = None) -> None:
     t = Table(title=f"mlperf-bert: {cfg.backend.name} / {cfg.sut.scenario}", show_header=False)
     t.add_column("what", style="bold")
     t.add_column("value", overflow="fold")
-    t.add_row("model", escape(str(cfg.backend.model)))
+    t.add_row("model", escape(str(cfg.backend.model)) if cfg.backend.model is not None
+              else "none (the null backend answers zero logits)")
+    if cfg.backend.options:  # e.g. precision=bf16, provider=cuda: what the backend was asked to run
+        t.add_row("backend options", escape(", ".join(f"{k}={v}" for k, v in sorted(cfg.backend.options.items()))))
     if (c := result.info.get("cluster")) is not None:  # --replicas: the backend ran as Ray actors
         per = c["per_replica"]
         lost = f", {len(c['losses'])} lost during the run" if c.get("losses") else ""
