@@ -13,9 +13,11 @@ Two halves:
   workers x threads, batch size, token budget, padding multiple, the backend's tunable options
   (``BackendOption.tune``) and, in Server, the maximum wait; each point is a short LoadGen run of the real
   SUT on real dev features (``speed.loadgen_run``): Offline by samples/s over the same samples, Server by
-  the p99 latency at one offered load (lower wins; over 130 ms fails). The two best are measured again and
-  ranked by their mean. The winner and the whole measured table are written atomically as
-  ``<cache>/profiles/<backend>-<scenario>-<key digest>.json``.
+  the p99 latency at one offered load (lower wins; over 130 ms fails). The two best and the defaults are
+  measured again and ranked by their mean; a winner must beat the defaults by more than the noise margin
+  (``NOISE_MARGIN``, or the repeats' spread when wider), else the defaults stay the winner. The winner and
+  the whole measured table are written atomically as ``<cache>/profiles/<backend>-<scenario>-<key
+  digest>.json``; an existing profile made from more measurements is kept unless forced (``save_profile``).
 
 A profile is keyed by the machine (CPU model, physical cores available, the ISA flags that matter for GEMM
 kernels, accelerators), the device kind, the backend and its package versions, the fingerprint of the
@@ -44,6 +46,8 @@ from mlperf_bert.sut.sut import concurrent_calls, default_workers, threads_per_w
 PROFILE_VERSION = 1
 #: Folder of profiles under the cache folder.
 PROFILES_DIR = "profiles"
+#: Suffix of the profile a newer ``tune`` replaced (``<name>.prev.json``, next to it; never used by runs).
+PREV_SUFFIX = ".prev.json"
 #: CPU flags that change which GEMM kernels a runtime picks (AVX2/FMA, AVX-512, VNNI, BF16, FP16, AMX).
 ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "avx512_fp16",
              "avx_vnni", "amx_tile", "amx_bf16", "amx_int8")
@@ -55,6 +59,11 @@ SETTING_FLAGS = {"batch_size": "--batch-size", "token_budget": "--token-budget",
                  "workers": "--workers", "threads": "--threads"}
 #: Source of a threads value from the no-oversubscription rule.
 SOURCE_THREADS_RULE = "default:cores/workers"
+#: Smallest gain (fraction) a tuned winner needs over the untuned defaults to replace them: run-to-run noise
+#: of a short LoadGen run on a shared CPU host is a few percent (issue 16's loaded 2-core host: 38.05 vs
+#: 37.70 samples/s, 1.01x, for a "winner" that was no faster). The margin used is the larger of this and
+#: the widest spread of one candidate's repeated measurements (``noise_margin``).
+NOISE_MARGIN = 0.03
 
 
 def default_source(kind: str) -> str:
@@ -169,8 +178,8 @@ def find_profile(cache_dir: Path, key: ProfileKey) -> tuple[Profile | None, str 
             return None, f"profile not used: {exc}"
         if not key.differences(prof.key):
             return prof, f"using tuned profile {path}"
-    others = sorted(p for p in folder.glob(f"{key.backend}-{key.scenario}-*.json") if p != path) \
-        if folder.is_dir() else []
+    others = sorted(p for p in folder.glob(f"{key.backend}-{key.scenario}-*.json")
+                    if p != path and not p.name.endswith(PREV_SUFFIX)) if folder.is_dir() else []
     for other in others:
         try:
             diff = key.differences(read_profile(other).key)
@@ -572,6 +581,12 @@ class TuneResult:
         table: every measurement in order.
         elapsed_s: wall time.
         stopped: why the search stopped early (budget), or None.
+        margin: the noise margin applied (fraction, ``noise_margin``).
+        defaults_kept: one line when the best alternative did not beat the defaults by more than ``margin``
+            (the winner is then ``start``), else None.
+        alternative: that best alternative (None unless ``defaults_kept``).
+        saved: what ``tune`` did with the profile: ``written``, ``replaced``, ``kept`` (the existing one,
+            from more measurements) or None (not written).
     """
 
     winner: Candidate
@@ -580,6 +595,10 @@ class TuneResult:
     table: list[Measurement]
     elapsed_s: float
     stopped: str | None = None
+    margin: float = NOISE_MARGIN
+    defaults_kept: str | None = None
+    alternative: Candidate | None = None
+    saved: str | None = None
 
     def by_candidate(self) -> dict[Candidate, list[Measurement]]:
         out: dict[Candidate, list[Measurement]] = {}
@@ -588,11 +607,46 @@ class TuneResult:
         return out
 
 
+def noise_margin(scenario: str, by: Mapping[Candidate, list[Measurement]], floor: float = NOISE_MARGIN) -> float:
+    """The gain (fraction) a candidate needs over the defaults to count as faster: ``floor``, or the widest
+    relative spread ``(max - min) / mean`` of one candidate's repeated error-free measurements (samples/s in
+    Offline, p99 in Server) when that is wider."""
+    spread = 0.0
+    for ms in by.values():
+        if len(ms) < 2 or any(m.error for m in ms):
+            continue
+        vals = [m.p99_ms for m in ms if m.p99_ms is not None] if scenario == "Server" else \
+            [m.samples_per_second for m in ms]
+        mean = sum(vals) / len(vals) if vals else 0.0
+        if len(vals) >= 2 and mean > 0:
+            spread = max(spread, (max(vals) - min(vals)) / mean)
+    return max(floor, spread)
+
+
+def gain_over(scenario: str, ms: list[Measurement], start: list[Measurement]) -> float:
+    """How many times better ``ms`` is than the defaults' ``start`` (means): Offline the samples/s ratio,
+    Server the defaults' p99 over this one's (> 1 = lower latency); inf when the defaults failed (an error,
+    or Server p99 over 130 ms)."""
+    if not rank_key(scenario, start)[0]:
+        return float("inf")
+    if scenario == "Server":
+        p99 = [m.p99_ms for m in ms if m.p99_ms is not None]
+        p0 = [m.p99_ms for m in start if m.p99_ms is not None]
+        if not p0 or sum(p0) / len(p0) > SERVER_BOUND_MS:
+            return float("inf")
+        return (sum(p0) / len(p0)) / max(1e-9, sum(p99) / len(p99)) if p99 else 0.0
+    s0 = sum(m.samples_per_second for m in start) / len(start)
+    return (sum(m.samples_per_second for m in ms) / len(ms)) / max(1e-9, s0)
+
+
 def search(grid: Grid, measure: Callable[[Candidate], Measurement], scenario: str, budget_s: float, *,
            clock: Callable[[], float] = time.monotonic,
-           progress: Callable[[int, int, float, str], None] | None = None, confirm: bool = True) -> TuneResult:
+           progress: Callable[[int, int, float, str], None] | None = None, confirm: bool = True,
+           margin: float = NOISE_MARGIN) -> TuneResult:
     """Coordinate search from ``grid.start``: one setting at a time, keep the best so far, then measure
-    the two best again (``confirm``) and rank by their mean.
+    the two best and the defaults again (``confirm``) and rank by their mean. A winner other than the
+    defaults must beat them by more than the noise margin (``noise_margin`` with floor ``margin``: Offline
+    samples/s, Server p99); otherwise the defaults stay the winner and ``defaults_kept`` says why.
 
     Stages: workers (threads = cores // workers), batch size, token budget and padding multiple (only when
     the best batch holds more than one sample), each tunable backend option, Server's maximum wait (Server,
@@ -608,14 +662,16 @@ def search(grid: Grid, measure: Callable[[Candidate], Measurement], scenario: st
         budget_s: wall-clock bound, seconds.
         clock: time source (seconds).
         progress: called as ``progress(done, planned, eta_s, label)`` after each measurement.
-        confirm: re-measure the two best candidates.
+        confirm: re-measure the two best candidates and the defaults.
+        margin: floor of the noise margin (fraction, default ``NOISE_MARGIN``).
 
     Returns:
-        ``TuneResult``; the winner is the best-ranked measured candidate.
+        ``TuneResult``; the winner is the best-ranked measured candidate, or the defaults when it is within
+        the noise margin of them.
     """
     t0 = clock()
     table: list[Measurement] = []
-    planned = [grid.size() + (2 if confirm else 0)]
+    planned = [grid.size() + (3 if confirm else 0)]
     stopped: list[str] = []
 
     def ranked(c: Candidate) -> tuple:
@@ -685,6 +741,8 @@ def search(grid: Grid, measure: Callable[[Candidate], Measurement], scenario: st
         for m in table:
             by.setdefault(m.candidate, []).append(m)
         top = sorted(by, key=lambda c: rank_key(scenario, by[c]), reverse=True)[:2]
+        if grid.start not in top and rank_key(scenario, by[grid.start])[0]:
+            top.append(grid.start)  # the defaults are the yardstick of the noise margin: measured again too
         for c in top:
             if not run(c, again=True):
                 break
@@ -692,8 +750,18 @@ def search(grid: Grid, measure: Callable[[Candidate], Measurement], scenario: st
     for m in table:
         by.setdefault(m.candidate, []).append(m)
     winner = max(by, key=lambda c: rank_key(scenario, by[c]))
+    used = noise_margin(scenario, by, margin)
+    kept = alternative = None
+    if winner != grid.start:
+        gain = gain_over(scenario, by[winner], by[grid.start])
+        if gain <= 1.0 + used:
+            what = "lower p99" if scenario == "Server" else "the defaults' samples/s"
+            kept = (f"defaults kept: best alternative only {gain:.2f}x {what}, within the noise margin of "
+                    f"{100 * used:.0f}% ({winner.label()})")
+            winner, alternative = grid.start, winner
     return TuneResult(winner=winner, best=by[winner], start=grid.start, table=table, elapsed_s=clock() - t0,
-                      stopped=stopped[0] if stopped else None)
+                      stopped=stopped[0] if stopped else None, margin=used, defaults_kept=kept,
+                      alternative=alternative)
 
 
 # -- measuring with LoadGen ----------------------------------------------------------------------------
@@ -803,6 +871,7 @@ class TuneJob:
         samples: Offline samples per measurement (None: about ``budget_s / 16`` seconds' worth).
         measure_s: Server seconds per measurement (None: about ``budget_s / 10``, 2..30 s).
         max_examples: use the features of the first N questions only (development).
+        force: replace an existing profile made from more measurements (``save_profile``).
     """
 
     scenario: str
@@ -812,6 +881,7 @@ class TuneJob:
     samples: int | None = None
     measure_s: float | None = None
     max_examples: int | None = None
+    force: bool = False
 
 
 def calibrate(job: TuneJob, measure: LoadGenMeasure, start: Candidate) -> dict:
@@ -844,17 +914,59 @@ def calibrate(job: TuneJob, measure: LoadGenMeasure, start: Candidate) -> dict:
 
 
 def write_profile(cache_dir: Path, key: ProfileKey, result: TuneResult, meta: Mapping[str, Any]) -> Path:
-    """Write the profile of ``result`` (winner, start, every measurement) atomically; returns its path."""
+    """Write the profile of ``result`` (winner, start, every measurement, the noise margin and, when the
+    defaults were kept, the best alternative) atomically; returns its path."""
     from mlperf_bert.fileio import write_json_atomic
 
     by = result.by_candidate()
+    alt = result.alternative
     data = {"profile_version": PROFILE_VERSION, "key": key.to_json(), "settings": result.winner.settings(),
             "winner": {"label": result.winner.label(), "measurements": [m.to_json() for m in result.best]},
             "start": {"label": result.start.label(), "measurements": [m.to_json() for m in by[result.start]]},
+            "noise_margin": round(result.margin, 4), "defaults_kept": result.defaults_kept,
+            "best_alternative": None if alt is None else {
+                "label": alt.label(), "settings": alt.settings(), "measurements": [m.to_json() for m in by[alt]]},
             "table": [m.to_json() for m in result.table], "elapsed_s": round(result.elapsed_s, 1),
             "stopped": result.stopped,
             "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **dict(meta)}
     return write_json_atomic(profile_path(cache_dir, key), data)
+
+
+def save_profile(cache_dir: Path, key: ProfileKey, result: TuneResult, meta: Mapping[str, Any], *,
+                 force: bool = False, say: Callable[[str], None] = lambda m: None) -> tuple[Path, str]:
+    """Write ``result``'s profile without silently losing a better-measured one at the same path.
+
+    An existing profile made from more measurements (its ``table``) than ``result`` is kept unless
+    ``force``; otherwise it is replaced and its old content kept as ``<name>.prev.json`` (``PREV_SUFFIX``,
+    ignored by runs). Either way ``say`` gets one line naming which profile is in force and where.
+
+    Returns:
+        ``(path of the profile in force, "written" | "replaced" | "kept")``.
+    """
+    from mlperf_bert.fileio import write_atomic
+
+    path = profile_path(cache_dir, key)
+    new_n = len(result.table)
+    if not path.is_file():
+        return write_profile(cache_dir, key, result, meta), "written"
+    try:
+        old_n: int | None = len(read_profile(path).data.get("table") or [])
+    except DataError:
+        old_n = None
+    if old_n is not None and new_n < old_n and not force:
+        say(f"kept the existing profile {path} ({_count(old_n)}); this search made {new_n} and was not saved "
+            "(--force replaces it)")
+        return path, "kept"
+    prev = path.with_name(path.name[:-len(".json")] + PREV_SUFFIX)
+    write_atomic(prev, path.read_bytes())
+    write_profile(cache_dir, key, result, meta)
+    was = "an unreadable profile" if old_n is None else f"the profile from {_count(old_n)}"
+    say(f"replaced {was} at {path} with this search's ({_count(new_n)}); the old one is kept as {prev}")
+    return path, "replaced"
+
+
+def _count(n: int) -> str:
+    return f"{n} measurement{'s' * (n != 1)}"
 
 
 def tune(job: TuneJob, registry, paths, *, load_data: Callable | None = None,
@@ -872,10 +984,11 @@ def tune(job: TuneJob, registry, paths, *, load_data: Callable | None = None,
         say: one-line messages.
         progress: ``search``'s progress callback.
         machine, cores: overrides of the machine key and the physical cores (tests).
-        write: write the profile (``bench`` tunes on the spot without writing).
+        write: write the profile (``save_profile``: an existing one from more measurements is kept unless
+            ``job.force``); ``bench`` tunes on the spot without writing.
 
     Returns:
-        ``(result, key, path of the profile or None)``.
+        ``(result, key, path of the profile in force or None)``; ``result.saved`` says what was done.
 
     Raises:
         ConfigError: a scenario other than Offline or Server.
@@ -932,5 +1045,9 @@ def tune(job: TuneJob, registry, paths, *, load_data: Callable | None = None,
     meta = {"budget_s": job.budget_s, "scenario": job.scenario, "calibration": calib, "host_load": load,
             "dev_features": len(features), "physical_cores": cores, "device_kind": kind,
             "versions": machine_facts.package_versions()}
-    path = write_profile(paths.cache_dir, key, result, meta) if write else None
+    if result.defaults_kept:
+        say(result.defaults_kept)
+    path = None
+    if write:
+        path, result.saved = save_profile(paths.cache_dir, key, result, meta, force=job.force, say=say)
     return result, key, path

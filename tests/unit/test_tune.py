@@ -16,9 +16,9 @@ from mlperf_bert.backends.registry import BackendRegistry
 from mlperf_bert.cli import build_parser, main
 from mlperf_bert.config import DataPaths
 from mlperf_bert.fileio import fingerprint
-from mlperf_bert.tune import (SOURCE_THREADS_RULE, Candidate, Measurement, Profile, TuneJob, default_grid,
-                              find_profile, profile_key, rank_key, read_profile, resolve_settings, retarget,
-                              search, tune)
+from mlperf_bert.tune import (NOISE_MARGIN, SOURCE_THREADS_RULE, Candidate, Measurement, Profile, ProfileKey,
+                              TuneJob, default_grid, find_profile, noise_margin, profile_key, rank_key,
+                              read_profile, resolve_settings, retarget, save_profile, search, tune)
 
 REGISTRY = BackendRegistry.from_entry_points()
 
@@ -69,6 +69,7 @@ def test_search_finds_the_fastest_configuration_with_known_costs():
     by = res.by_candidate()
     assert res.winner == max(by, key=lambda c: rank_key("Offline", by[c]))  # the fastest of the table
     assert len(by[res.winner]) == 2 and res.stopped is None  # confirmed by a second measurement
+    assert len(by[grid.start]) == 2 and res.defaults_kept is None  # the defaults, the yardstick, measured again
     assert len(fake.calls) == len(res.table) == len(seen)
     assert [s[0] for s in seen] == list(range(1, len(seen) + 1)) and all(s[2] >= 0 for s in seen)
     # threads never oversubscribe: workers x threads == 4 cores in every candidate measured
@@ -112,6 +113,142 @@ def test_server_ranks_by_p99_within_the_bound():
     assert min(p99(m.candidate) for m in res.table) == p99(res.winner)
     assert rank_key("Server", [Measurement(grid.start, 5.0, 500.0)]) < rank_key("Server", [Measurement(
         grid.start, 1.0, 129.0)])  # over 130 ms loses to anything within it
+
+
+def test_search_keeps_the_defaults_when_the_best_alternative_is_within_the_noise_margin():
+    """Issue 16's loaded host: a 'winner' at 1.01x the defaults (38.05 vs 37.70 samples/s) is noise."""
+    grid = default_grid("Offline", "cpu", 4, {}, ORT_OPTIONS)
+
+    def only(gain):
+        return lambda c: 37.70 * (gain if c.batch_size == 16 and dict(c.options)["transformer_optimize"] else 1.0)
+
+    fake = FakeMeasure(cost=only(1.01))
+    res = search(grid, fake, "Offline", budget_s=10_000, clock=fake.clock)
+    assert NOISE_MARGIN == 0.03 and res.margin == 0.03
+    assert res.winner == grid.start and res.best == res.by_candidate()[grid.start]
+    assert res.alternative == grid.start.with_(batch_size=16)
+    assert res.defaults_kept == ("defaults kept: best alternative only 1.01x the defaults' samples/s, within the "
+                                 f"noise margin of 3% ({res.alternative.label()})")
+    # just over the margin: the alternative wins
+    fake = FakeMeasure(cost=only(1.04))
+    res = search(grid, fake, "Offline", budget_s=10_000, clock=fake.clock)
+    assert res.winner == grid.start.with_(batch_size=16) and res.defaults_kept is None and res.alternative is None
+
+
+def test_noise_margin_widens_to_the_spread_of_repeated_measurements():
+    """Repeats that differ by +-5% make a 10% margin: an alternative 1.08x faster does not replace the defaults."""
+    grid = default_grid("Offline", "cpu", 4, {}, ORT_OPTIONS)
+    seen: dict[Candidate, int] = {}
+
+    def noisy(c: Candidate) -> float:
+        seen[c] = seen.get(c, 0) + 1
+        base = 108.0 if c.batch_size == 16 and dict(c.options)["transformer_optimize"] else 100.0
+        return base * (0.95 if seen[c] % 2 else 1.05)  # low first: no once-measured point outranks the repeats
+
+    fake = FakeMeasure(cost=noisy)
+    res = search(grid, fake, "Offline", budget_s=10_000, clock=fake.clock)
+    by = res.by_candidate()
+    assert [m.samples_per_second for m in by[grid.start]] == pytest.approx([95.0, 105.0])
+    assert res.margin == pytest.approx(0.10) and res.winner == grid.start
+    assert res.defaults_kept.startswith("defaults kept: best alternative only 1.08x the defaults' samples/s, "
+                                        "within the noise margin of 10% (batch 16,")
+    assert noise_margin("Offline", {}) == NOISE_MARGIN  # nothing repeated: the documented floor
+    start = grid.start
+    server = {start: [Measurement(start, 5.0, 50.0), Measurement(start, 5.0, 60.0)]}
+    assert noise_margin("Server", server) == pytest.approx(10.0 / 55.0)  # Server: the p99 spread
+
+
+def test_server_keeps_the_defaults_when_p99_is_within_the_noise_margin():
+    grid = default_grid("Server", "cpu", 2, {})
+
+    class ServerFake(FakeMeasure):
+        def __call__(self, c):
+            m = super().__call__(c)
+            m.p99_ms = 49.5 if c.workers == 2 else 50.0  # 1.01x lower p99 with two workers
+            return m
+
+    fake = ServerFake(cost=lambda c: 5.0)
+    res = search(grid, fake, "Server", budget_s=10_000, clock=fake.clock)
+    assert res.winner == grid.start and res.alternative.workers == 2
+    assert res.defaults_kept.startswith("defaults kept: best alternative only 1.01x lower p99, within the noise "
+                                        "margin of 3%")
+
+
+# -- saving: never lose a better-measured profile -------------------------------------------------------
+def _key() -> ProfileKey:
+    return ProfileKey(machine={"cpu": "x", "cores": 4, "isa": [], "accelerators": []}, backend="onnxruntime",
+                      versions={"onnxruntime": "1"}, device="cpu", model="m", scenario="Offline", options={})
+
+
+def _result(budget_s: float):
+    grid = default_grid("Offline", "cpu", 4, {}, ORT_OPTIONS)
+    fake = FakeMeasure()
+    return search(grid, fake, "Offline", budget_s=budget_s, clock=fake.clock)
+
+
+def test_save_profile_keeps_a_better_measured_profile_unless_forced(tmp_path):
+    long, short = _result(10_000), _result(15)  # all measurements vs 1
+    assert len(short.table) == 1 < len(long.table) == 18
+    msgs: list[str] = []
+    path, action = save_profile(tmp_path, _key(), long, {"budget_s": 60}, say=msgs.append)
+    assert action == "written" and msgs == [] and path.name == f"onnxruntime-Offline-{_key().digest()}.json"
+    before = path.read_bytes()
+    prev = path.with_name(path.name.replace(".json", ".prev.json"))
+
+    # a shorter search does not replace it; one line says which profile is in force and where
+    assert save_profile(tmp_path, _key(), short, {"budget_s": 1}, say=msgs.append) == (path, "kept")
+    assert path.read_bytes() == before and not prev.exists()
+    assert msgs == [(f"kept the existing profile {path} (18 measurements); this search made 1 and was not saved "
+                     "(--force replaces it)")]
+
+    # --force replaces it; the old one stays next to it as <name>.prev.json
+    msgs.clear()
+    assert save_profile(tmp_path, _key(), short, {"budget_s": 1}, force=True, say=msgs.append) == (path, "replaced")
+    assert prev.read_bytes() == before and len(json.loads(path.read_text())["table"]) == 1
+    assert msgs == [(f"replaced the profile from 18 measurements at {path} with this search's (1 measurement); "
+                     f"the old one is kept as {prev}")]
+
+    # as many or more measurements: replaced without --force (fresher), the previous one kept again
+    assert save_profile(tmp_path, _key(), long, {}, say=msgs.append) == (path, "replaced")
+    assert len(json.loads(prev.read_text())["table"]) == 1 and len(json.loads(path.read_text())["table"]) == 18
+
+    # runs never use the .prev.json backup, not even as "another profile"
+    assert find_profile(tmp_path, _key())[0].path == path
+    path.unlink()
+    assert find_profile(tmp_path, _key()) == (None, None)
+
+
+def test_tune_command_keeps_the_better_profile_and_force_replaces_it(tmp_path, capsys):
+    cache = tmp_path / "cache"
+    dataset, vocab = write_tiny_squad(tmp_path / "data", repeat=20)
+    common = ["tune", "--backend", "null", "--dataset", str(dataset), "--vocab", str(vocab), "--cache-dir",
+              str(cache), "--budget-s", "1", "--samples", "200", "--no-progress"]
+    assert main(common) == 0
+    profile = next((cache / "profiles-of-tests").glob("null-Offline-*.json"))
+    data = json.loads(profile.read_text())
+    data["table"] = data["table"] * 50  # as if from a much longer search
+    profile.write_text(json.dumps(data))
+    before = profile.read_bytes()
+    capsys.readouterr()
+    assert main(common) == 0
+    out = capsys.readouterr().out
+    n = len(data["table"])
+    assert f"kept the existing profile {profile} ({n} measurements)" in out
+    assert f"profile: {profile} (the existing one, from more measurements; this search was not saved)" in out
+    assert profile.read_bytes() == before
+    assert main([*common, "--force"]) == 0
+    out = capsys.readouterr().out
+    prev = profile.with_name(profile.name.replace(".json", ".prev.json"))
+    assert f"replaced the profile from {n} measurements at {profile}" in out and f"kept as {prev}" in out
+    assert prev.read_bytes() == before and len(json.loads(profile.read_text())["table"]) < n
+
+
+@pytest.mark.parametrize("budget", ["0", "-5"])
+def test_bench_refuses_a_tune_budget_that_is_not_positive(budget, capsys):
+    assert main(["bench", "--tune-budget-s", budget]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"mlperf-bert bench: error: --tune-budget-s {float(budget):g}: must be > 0\n"
+    assert captured.out == ""
 
 
 # -- resolving a run's settings ------------------------------------------------------------------------
@@ -180,7 +317,12 @@ def test_tune_null_backend_through_loadgen_writes_a_profile_whose_winner_is_the_
     for r in rows:
         means.setdefault(json.dumps(r["settings"], sort_keys=True), []).append(r["samples_per_second"])
     fastest = max(means, key=lambda k: sum(means[k]) / len(means[k]))
-    assert json.loads(fastest) == data["settings"] == result.winner.settings()
+    start = json.dumps(result.start.settings(), sort_keys=True)
+    gain = (sum(means[fastest]) / len(means[fastest])) / (sum(means[start]) / len(means[start]))
+    # the fastest wins unless it is within the noise margin of the defaults, which then stay
+    expected = fastest if gain > 1 + data["noise_margin"] else start
+    assert json.loads(expected) == data["settings"] == result.winner.settings()
+    assert (data["defaults_kept"] is None) == (expected == fastest)
     assert read_profile(path).settings == data["settings"]
     assert find_profile(paths.cache_dir, key)[0].path == path
 

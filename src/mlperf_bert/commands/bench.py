@@ -73,6 +73,8 @@ def main(args: argparse.Namespace) -> int:  # noqa: C901 - one table, row by row
             raise ConfigError(f"unknown bench config {n!r}; choose from {', '.join(configs)}")
         if configs[n][2].endswith("int8") and not args.int8_model:
             raise ConfigError(f"config {n} needs --int8-model FILE.onnx")
+    if not args.tune_budget_s > 0:  # as 'tune --budget-s'
+        raise ConfigError(f"--tune-budget-s {args.tune_budget_s:g}: must be > 0")
     samples = args.samples or (32 if args.bert_large else 384)
     if samples < 1:
         raise ConfigError(f"--samples {samples}: must be >= 1")
@@ -141,7 +143,9 @@ def main(args: argparse.Namespace) -> int:  # noqa: C901 - one table, row by row
                 h_tuned = _from_candidate(h_def, result.winner, "tuned on the spot")
                 cfg_tuned = dataclasses.replace(cfg_def, threads=result.winner.threads,
                                                 options={**base.options, **dict(result.winner.options)})
-                where = f"tuned on the spot ({len(result.table)} measurements, {result.elapsed_s:.0f} s)"
+                where = f"tuned on the spot ({len(result.table)} measurements, {result.elapsed_s:.0f} s" + (
+                    "; defaults kept, the best alternative was within the noise margin)" if result.defaults_kept
+                    else ")")
             add(_ours(f"ours tuned ({name})", h_tuned, cfg_tuned, registry, qsl, tmp / f"{name}-tuned", samples,
                       shape, say, where))
         # the harness's own ceiling

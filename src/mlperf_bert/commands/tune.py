@@ -30,6 +30,9 @@ def register(sub: argparse._SubParsersAction, registry) -> None:
     p.add_argument("--measure-s", type=float, help="seconds per measurement (default: budget/16 Offline, "
                                                    "budget/10 Server)")
     p.add_argument("--max-examples", type=int, help="only the features of the first N questions (development)")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing profile for the same key even when it was made from more measurements "
+                        "(the old one is kept as <name>.prev.json either way)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_batching_args(p)
     p.set_defaults(func=main)
@@ -51,14 +54,18 @@ def main(args: argparse.Namespace) -> int:
     backend = backend_config(args, args.registry, paths.cache_dir)
     say = lambda m: print(f"mlperf-bert: {m}", flush=True)  # noqa: E731
     job = TuneJob(scenario=args.scenario, backend=backend, given=given_harness(args), budget_s=args.budget_s,
-                  samples=args.samples, measure_s=args.measure_s, max_examples=args.max_examples)
+                  samples=args.samples, measure_s=args.measure_s, max_examples=args.max_examples, force=args.force)
     import sys
 
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 150)
     with TuneProgress(enabled=not args.no_progress) as bar:
         result, key, path = tune(job, args.registry, paths, say=say, progress=bar.update)
     print_result(result, args.scenario, console)
-    console.print(f"profile: {path}", soft_wrap=True)
+    if result.saved == "kept":
+        console.print(f"profile: {path} (the existing one, from more measurements; this search was not saved)",
+                      soft_wrap=True)
+    else:
+        console.print(f"profile: {path}", soft_wrap=True)
     console.print(f"  used by 'mlperf-bert run/find-peak/bench/submit --backend {key.backend} --scenario "
                   f"{key.scenario}' with this model on this machine (flags still win; --no-profile ignores it)",
                   soft_wrap=True)
@@ -132,7 +139,9 @@ def print_result(result, scenario: str, console) -> None:
         t.add_row(*row)
     console.print(t)
     win, start = by[result.winner], by[result.start]
-    if scenario == "Server":
+    if result.defaults_kept:
+        console.print(f"winner: the untuned defaults; {result.defaults_kept}", soft_wrap=True)
+    elif scenario == "Server":
         console.print(f"winner: {result.winner.label()}", soft_wrap=True)
     else:
         ratio = (sum(m.samples_per_second for m in win) / len(win)) / max(
