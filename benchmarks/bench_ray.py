@@ -5,7 +5,19 @@ samples, and the configurations of a section are measured in turn, ``--repeats``
 they are compared within the same minutes of a machine whose load drifts):
 
 1. Ray's overhead: the local SUT with one ONNX Runtime backend at T threads vs Ray with 1 replica x T threads
-   (T = physical cores). Goal: Ray within 5%.
+   (T = physical cores). Goal: Ray within 5%. The row says "N% slower than local" or "1.25x local: faster than
+   local". Ray at one replica has no structural way to beat the local SUT by much: the local SUT's one worker
+   does gather -> ``predict`` -> pack and complete in turn (``BertSUT.run_batch``), while the pool's ``slots``
+   = 1 x 2 in flight give the SUT two workers, so the next batch already waits at the actor when one finishes
+   (``RayReplicaPool.predict``; the actor runs one at a time). But the Offline batches are planned up front in
+   both (``BertSUT._plan`` at issue time), and the driver's work between two ``predict`` calls is about 0.04
+   ms per ~30-sample batch (gather 0.019 ms + response packing 0.017 ms, measured here) against about 1 s of
+   ``predict`` (30 samples at ~28 samples/s, the small model at 2 threads): the overlap is worth under 0.01%,
+   and Ray adds a copy of the inputs and logits each way. So a Ray row well above local (one run printed 34.5
+   against 27.7 samples/s) is most likely the host's load, not Ray: on this shared 2-core machine two
+   identical processes running the same 6 batches in ONNX Runtime measured 19.3 and 43.3 samples/s a minute
+   apart, under other processes' load. Compare the rows only with the load printed in the caption low;
+   interleaving and best-of-``--repeats`` reduce, not remove, that noise.
 2. Same total cores, split differently: Ray 2 replicas x T/2 threads vs 1 replica x T threads.
 3. Two nodes on this machine: a head and a worker node on 127.0.0.1 (``ray.cluster_utils.Cluster``, T/2
    CPUs each), one replica per node at T/2 threads, measured alongside the local SUT again (its ratio to
@@ -164,6 +176,18 @@ def main() -> int:
     return 0
 
 
+def overhead_words(ray1: float, local: float) -> str:
+    """The "Ray overhead" row's comparison of Ray 1 replica (``ray1``) with the local SUT (``local``), both
+    samples/s: "N.N% slower than local" or "R.RRx local: faster than local" (see the module docstring for
+    why a faster Ray row is the host's load, not Ray)."""
+    ratio = ray1 / local
+    if ratio > 1.0:
+        return (f"{ratio:.2f}x local: faster than local (the code gives Ray no such gain at one replica: "
+                "likely host load, see the docstring)")
+    slower = 100 * (1 - ratio)
+    return f"{slower:.1f}% slower than local (goal <= 5%: {'met' if slower <= 5 else 'missed'})"
+
+
 def print_table(out: dict, threads: int, half: int) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -179,8 +203,7 @@ def print_table(out: dict, threads: int, half: int) -> None:
     for col in ("measurement", "configuration", "samples/s", "compared"):
         t.add_column(col, justify="right" if col == "samples/s" else "left")
     t.add_row("Ray overhead", f"local SUT, 1 backend x {threads} threads", f"{local:,.1f}", "")
-    t.add_row("", f"Ray, 1 replica x {threads} threads", f"{ray1:,.1f}",
-              f"{100 * (1 - ray1 / local):+.1f}% slower than local (goal <= 5%)")
+    t.add_row("", f"Ray, 1 replica x {threads} threads", f"{ray1:,.1f}", overhead_words(ray1, local))
     t.add_row("same cores", f"Ray, 2 replicas x {half} thread(s)", f"{ray2:,.1f}",
               f"{ray2 / ray1:.2f}x Ray 1 x {threads}, {ray2 / local:.2f}x local")
     t.add_row("two nodes", f"head + worker node on 127.0.0.1, 1 replica x {half} thread(s) on each "

@@ -112,6 +112,89 @@ def test_replica_flags_need_replicas_and_sane_values(tmp_path, capsys):
     assert not any(tmp_path.iterdir())  # refused before any work
 
 
+@pytest.mark.parametrize("address", ["127.0.0.1", "head", "head:", ":6379", "head:0", "head:65536",
+                                     "notahost:99999", "head:port", "head:-1", "head:²", "ray://head"])
+def test_a_malformed_ray_address_is_one_line_naming_the_flag(address):
+    from mlperf_bert.distributed.ray_pool import DistributedConfig
+
+    with pytest.raises(ConfigError) as err:
+        DistributedConfig(address=address)
+    assert str(err.value) == (f"--ray-address {address!r}: give 'auto' or HOST:PORT with a port in 1..65535 "
+                              "(leave it out for a local Ray)")
+
+
+def test_ray_address_forms_that_are_accepted():
+    from mlperf_bert.distributed.ray_pool import DistributedConfig, ray_head
+
+    assert ray_head("auto") is None
+    assert ray_head("10.0.0.5:6379") == ("10.0.0.5", 6379)
+    assert ray_head("[::1]:65535") == ("::1", 65535)
+    assert ray_head("ray://head.example:10001") == ("head.example", 10001)
+    assert DistributedConfig(address="head:1").address == "head:1"
+
+
+def test_a_malformed_ray_address_is_refused_by_the_cli_before_any_work(tmp_path, capsys):
+    from mlperf_bert.cli import main as cli_main
+
+    argv = ["run", "--backend", "null", "--output-dir", str(tmp_path), "--no-progress", "--replicas", "2",
+            "--ray-address", "notahost:99999"]
+    assert cli_main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert err.endswith("--ray-address 'notahost:99999': give 'auto' or HOST:PORT with a port in 1..65535 "
+                        "(leave it out for a local Ray)")
+    assert not any(tmp_path.iterdir())
+
+
+def _closed_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (bound, then closed)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class _NoRay:
+    """A stand-in ``ray`` module that records calls; ``init`` must never be reached."""
+
+    def __init__(self):
+        self.calls: list[str] = []
+
+    def is_initialized(self):
+        return False
+
+    def init(self, **kwargs):
+        self.calls.append("init")
+        raise AssertionError("ray.init called for an address where nothing listens")
+
+    def shutdown(self):
+        self.calls.append("shutdown")
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "nosuchhost.invalid"])  # RFC 6761: .invalid never resolves
+def test_a_ray_address_where_nothing_listens_fails_in_seconds_before_ray_init(monkeypatch, host):
+    """``ray.init`` would retry the GCS for minutes printing Ray's warnings; the pool checks the TCP port
+    first. No Ray is needed: a stand-in module proves ``ray.init`` is never called."""
+    from mlperf_bert.distributed import ray_pool
+    from mlperf_bert.distributed.ray_pool import DistributedConfig, RayReplicaPool
+
+    fake = _NoRay()
+    monkeypatch.setattr(ray_pool, "import_ray", lambda: fake)
+    port = 6379 if host.endswith(".invalid") else _closed_port()
+    address = f"{host}:{port}"
+    with deadline(5), pytest.raises(ConfigError) as err:
+        RayReplicaPool.start(ECHO_SPEC, BackendConfig("echo"), DistributedConfig(replicas=2, address=address))
+    msg = str(err.value)
+    assert len(msg.splitlines()) == 1
+    if host == "127.0.0.1":
+        assert msg.startswith(f"--ray-address {address}: nothing accepts a connection at {address} (")
+        assert msg.endswith("); start the head with 'ray start --head', or leave --ray-address out for a local Ray")
+    else:
+        assert msg.startswith(f"--ray-address {address}: cannot resolve host 'nosuchhost.invalid' (")
+    assert "init" not in fake.calls
+
+
 def test_run_json_round_trip_command_line_and_system_description_keep_the_cluster(tmp_path):
     """compliance reruns get the same replicas (run.json -> RunConfig), a missing scenario's command names
     them, and the system description counts the nodes that hosted replicas."""
@@ -267,6 +350,15 @@ def test_a_replica_that_cannot_load_names_itself(cluster):
     with deadline(120), pytest.raises(ModelError) as err:
         RayReplicaPool.start(registry.spec("onnxruntime"), cfg, DistributedConfig(replicas=1, replica_cpus=0.5))
     assert str(err.value).startswith("replica 0 on node ") and "/nonexistent/model.onnx" in str(err.value)
+
+
+@needs_ray
+def test_the_address_of_a_running_head_passes_the_connection_check(cluster):
+    from mlperf_bert.distributed.ray_pool import DistributedConfig, check_ray_head, ray_head
+
+    host, port = ray_head(DistributedConfig(address=cluster.address).address)
+    assert port > 0 and host in cluster.address
+    check_ray_head(cluster.address)  # the GCS port of the live head accepts a connection: no error
 
 
 @needs_ray

@@ -55,6 +55,9 @@ from mlperf_bert.errors import BackendFailure, BackendUnavailable, ConfigError, 
 _POLL_S = 0.5
 #: Seconds ``close`` waits for threads inside ``predict`` to leave before Ray is shut down.
 _CLOSE_WAIT_S = 3.0
+#: Seconds to resolve ``--ray-address HOST:PORT`` and open a TCP connection to it before ``ray.init``, which
+#: would otherwise retry the GCS for minutes (printing Ray's own warnings) when nothing listens there.
+_CONNECT_TIMEOUT_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,8 @@ class DistributedConfig:
             the cluster has a GPU per replica; else 0.
         address: None = start a local Ray for the run (its CPU resource = this machine's physical cores) and
             stop it after; ``"auto"`` = the running cluster this machine belongs to (``ray start``);
-            ``"HOST:PORT"`` = that cluster's head (GCS) address.
+            ``"HOST:PORT"`` = that cluster's head (GCS) address (port 1..65535; ``[v6]:PORT`` and a
+            ``ray://`` prefix are accepted; checked by ``ray_head``).
         inflight_per_replica: most batches sent to one replica and not yet answered (>= 1; 2 lets the next
             batch travel while one runs).
         start_timeout_s: longest wait for every replica to be placed, load its model and warm up (s).
@@ -94,8 +98,8 @@ class DistributedConfig:
             raise ConfigError(f"--replica-gpus {self.replica_gpus:g}: must be >= 0")
         if self.inflight_per_replica < 1:
             raise ConfigError(f"--replica-inflight {self.inflight_per_replica}: must be >= 1")
-        if self.address is not None and not self.address.strip():
-            raise ConfigError("--ray-address: give 'auto' or HOST:PORT (leave it out for a local Ray)")
+        if self.address is not None:
+            ray_head(self.address)  # raises the one-line ConfigError for a malformed address
         if not (self.start_timeout_s > 0 and self.batch_timeout_s > 0):
             raise ConfigError("DistributedConfig: start_timeout_s and batch_timeout_s must be > 0")
 
@@ -112,6 +116,79 @@ def import_ray():
         raise BackendUnavailable("--replicas needs Ray, which is not installed; "
                                  "pip install 'mlperf-bert[ray]'") from None
     return ray
+
+
+def ray_head(address: str) -> tuple[str, int] | None:
+    """The (host, port) that ``--ray-address`` names, or None for ``auto``.
+
+    Accepts ``HOST:PORT``, ``[IPv6]:PORT`` and ``ray://HOST:PORT`` (Ray Client); resolves nothing.
+
+    Raises:
+        ConfigError: empty, no port, or a port that is not an integer in 1..65535 (one line naming the flag).
+    """
+    text = address.strip()
+    if text == "auto":
+        return None
+    bad = ConfigError(f"--ray-address {address!r}: give 'auto' or HOST:PORT with a port in 1..65535 "
+                      "(leave it out for a local Ray)" if text else
+                      "--ray-address: give 'auto' or HOST:PORT (leave it out for a local Ray)")
+    rest = text.removeprefix("ray://")
+    host, sep, port = rest.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
+        raise bad
+    return host, int(port)
+
+
+def check_ray_head(address: str, timeout_s: float = _CONNECT_TIMEOUT_S) -> None:
+    """Fail fast unless something accepts a TCP connection at ``--ray-address HOST:PORT`` (``auto``: no
+    check). Resolving the host and connecting together take at most about ``timeout_s`` seconds (the lookup
+    runs in a daemon thread, since ``getaddrinfo`` has no timeout of its own).
+
+    It only proves that a port is open, not that a Ray head answers there; it exists because ``ray.init``
+    on an address where nothing listens retries for minutes and is slow to interrupt.
+
+    Raises:
+        ConfigError: malformed address, host not resolvable, or no TCP listener there (one line naming
+            ``--ray-address``).
+    """
+    head = ray_head(address)
+    if head is None:
+        return
+    host, port = head
+    hint = "start the head with 'ray start --head', or leave --ray-address out for a local Ray"
+    end = time.monotonic() + timeout_s
+    found: dict[str, Any] = {}
+
+    def resolve() -> None:
+        try:
+            found["infos"] = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            found["error"] = exc
+
+    lookup = threading.Thread(target=resolve, name="ray-address-lookup", daemon=True)
+    lookup.start()
+    lookup.join(timeout_s)
+    if "infos" not in found:
+        err = found.get("error")
+        why = (err.strerror or _one_line(err)) if err is not None else f"no answer within {timeout_s:g} s"
+        raise ConfigError(f"--ray-address {address}: cannot resolve host {host!r} ({why})")
+    last: BaseException | str = f"no answer within {timeout_s:g} s"
+    for family, kind, proto, _, sockaddr in found["infos"]:
+        left = end - time.monotonic()
+        if left <= 0:
+            break
+        try:
+            with socket.socket(family, kind, proto) as sock:
+                sock.settimeout(left)
+                sock.connect(sockaddr)
+            return
+        except OSError as exc:
+            last = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or exc)
+    shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    raise ConfigError(f"--ray-address {address}: nothing accepts a connection at {shown} "
+                      f"({_one_line(last)}); {hint}")
 
 
 def _one_line(exc: BaseException | str) -> str:
@@ -501,6 +578,7 @@ def _init_ray(ray, address: str | None) -> None:
     if address is None:  # "local": a new Ray even when RAY_ADDRESS names a cluster
         ray.init(address="local", num_cpus=physical_cores(), **common)
         return
+    check_ray_head(address)  # seconds, not ray.init's minutes of GCS retries, when nothing listens there
     try:
         ray.init(address=address, **common)
     except (ConnectionError, ValueError, RuntimeError) as exc:
