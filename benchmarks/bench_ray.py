@@ -13,17 +13,18 @@ they are compared within the same minutes of a machine whose load drifts):
    both (``BertSUT._plan`` at issue time), and the driver's work between two ``predict`` calls is about 0.04
    ms per ~30-sample batch (gather 0.019 ms + response packing 0.017 ms, measured here) against about 1 s of
    ``predict`` (30 samples at ~28 samples/s, the small model at 2 threads): the overlap is worth under 0.01%,
-   and Ray adds a copy of the inputs and logits each way. So a Ray row well above local (one run printed 34.5
-   against 27.7 samples/s) is most likely the host's load, not Ray: on this shared 2-core machine two
-   identical processes running the same 6 batches in ONNX Runtime measured 19.3 and 43.3 samples/s a minute
-   apart, under other processes' load. Compare the rows only with the load printed in the caption low;
-   interleaving and best-of-``--repeats`` reduce, not remove, that noise.
+   and Ray adds a copy of the inputs and logits each way. Yet on 2026-12-01 (2-core Xeon, load average
+   1.5-3 from other processes) Ray 1 x 2 led the local SUT in all three interleaved rounds (30.1/29.2/34.5
+   against 24.9/27.1/27.7 samples/s). The cause is not established: candidates are the process (ONNX
+   Runtime's spinning intra-op threads share the driver process with LoadGen's and the SUT's threads
+   locally, and run alone in the actor) and the host's load (two identical processes measured 19.3 and 43.3
+   samples/s a minute apart here). Read the row with the load in the caption.
 2. Same total cores, split differently: Ray 2 replicas x T/2 threads vs 1 replica x T threads.
 3. Two nodes on this machine: a head and a worker node on 127.0.0.1 (``ray.cluster_utils.Cluster``, T/2
    CPUs each), one replica per node at T/2 threads, measured alongside the local SUT again (its ratio to
    local is comparable with row 2's).
 4. The dispatch ceiling: the null backend (zero logits, no work) through LoadGen Offline and Server, local
-   SUT vs Ray replicas, the run's default batching (32 samples, 8,192 tokens): the most samples/s this
+   SUT vs Ray replicas, batches of up to 32 samples and 8,192 tokens (``BatcherConfig``'s defaults): the most samples/s this
    driver can feed, next to what an 8-GPU node needs (8 x 9,081.51 = 72,652 samples/s, NVIDIA's published
    H100 bert-99 Offline result per GPU). Server runs at ``--server-factor`` x the Offline ceiling of the
    same configuration for ``--server-seconds`` (saturated); its row gives the completed samples/s. One more
@@ -178,12 +179,11 @@ def main() -> int:
 
 def overhead_words(ray1: float, local: float) -> str:
     """The "Ray overhead" row's comparison of Ray 1 replica (``ray1``) with the local SUT (``local``), both
-    samples/s: "N.N% slower than local" or "R.RRx local: faster than local" (see the module docstring for
-    why a faster Ray row is the host's load, not Ray)."""
+    samples/s: "N.N% slower than local" or "R.RRx local: faster than local" (the module docstring says what
+    is known of a faster Ray row)."""
     ratio = ray1 / local
     if ratio > 1.0:
-        return (f"{ratio:.2f}x local: faster than local (the code gives Ray no such gain at one replica: "
-                "likely host load, see the docstring)")
+        return f"{ratio:.2f}x local: faster than local (cause not established, see the docstring)"
     slower = 100 * (1 - ratio)
     return f"{slower:.1f}% slower than local (goal <= 5%: {'met' if slower <= 5 else 'missed'})"
 
