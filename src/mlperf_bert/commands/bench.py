@@ -63,7 +63,7 @@ def main(args: argparse.Namespace) -> int:  # noqa: C901 - one table, row by row
     from mlperf_bert.squad.cache import load_features
     from mlperf_bert.sut.batcher import BatcherConfig
     from mlperf_bert.sut.sut import SUTConfig
-    from mlperf_bert.tune import TuneJob, resolve_harness, tune
+    from mlperf_bert.tune import TuneJob, resolve_harness, tunable_options, tune
 
     registry = args.registry
     configs = speed_configs(registry)
@@ -131,18 +131,22 @@ def main(args: argparse.Namespace) -> int:  # noqa: C901 - one table, row by row
             h_def, cfg_def = resolve_harness("Offline", base, {}, registry, use_profiles=False)
             add(_ours(f"ours default ({name})", h_def, cfg_def, registry, qsl, tmp / f"{name}-default", samples,
                       shape, say))
-            # ours, tuned: the matching profile, or a short tune here (not saved)
-            h_tuned, cfg_tuned = resolve_harness("Offline", base, {}, registry, use_profiles=not args.no_profile,
-                                                 say=say)
+            # ours, tuned: the matching profile, or a short tune here (not saved). The configuration's own
+            # values of tunable options (ort-fp32: transformer_optimize=True) are left to the profile, as a
+            # 'run' without those flags would.
+            tunable = tunable_options(registry.spec(backend_name))
+            untuned = dataclasses.replace(base, options={k: v for k, v in base.options.items() if k not in tunable})
+            h_tuned, cfg_tuned = resolve_harness("Offline", untuned, {}, registry,
+                                                 use_profiles=not args.no_profile, say=say)
             where = f"profile {h_tuned.profile}" if h_tuned.profile else None
             if h_tuned.profile is None:
                 say(f"no tuned profile for {name} here ({h_tuned.note or 'none made yet'}); tuning on the spot "
                     f"for {args.tune_budget_s:g} s (not saved)")
-                result, _, _ = tune(TuneJob("Offline", base, budget_s=args.tune_budget_s), registry, paths, say=say,
+                result, _, _ = tune(TuneJob("Offline", untuned, budget_s=args.tune_budget_s), registry, paths, say=say,
                                     write=False)
                 h_tuned = _from_candidate(h_def, result.winner, "tuned on the spot")
                 cfg_tuned = dataclasses.replace(cfg_def, threads=result.winner.threads,
-                                                options={**base.options, **dict(result.winner.options)})
+                                                options={**untuned.options, **dict(result.winner.options)})
                 where = f"tuned on the spot ({len(result.table)} measurements, {result.elapsed_s:.0f} s" + (
                     "; defaults kept, the best alternative was within the noise margin)" if result.defaults_kept
                     else ")")
