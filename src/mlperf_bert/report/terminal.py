@@ -86,5 +86,9 @@ def print_run_summary(result, cfg, console: Console | None = None) -> None:
             t.add_row("harness" if k == 0 else "", escape(f"{', '.join(items)}  ({source})"))
         if harness.get("note"):
             t.add_row("", escape(harness["note"]))
+        if c is not None:  # replicas: the pool's slots set the SUT's workers, each replica its own threads
+            t.add_row("", escape(f"with replicas the SUT runs {c['slots']} workers ({c['replicas']} replicas x "
+                                 f"{c['per_replica']['inflight']} in flight) and each replica its own threads "
+                                 "(above): the workers and threads here do not apply"))
     t.add_row("run folder", escape(str(result.run_dir)))
     console.print(t)
