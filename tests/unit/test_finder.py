@@ -121,7 +121,20 @@ def test_confirmation_missing_only_early_stopping_reruns_same_qps_with_twice_the
                                                          "result_validity": "VALID"})
         return detail
 
+    import mlperf_bert.submission.checker as checker_mod
+
+    real_findings = checker_mod.performance_findings
+
+    def pinned_findings(detail, rules, path, **kw):
+        # and the rule findings of both confirmations: on a loaded host (pytest -n 2) a completed-QPS finding
+        # could fail the second one and step the QPS down, which is not what this test is about
+        found = real_findings(detail, rules, path, **kw)
+        if "confirm-1-" in str(path) or "confirm-2-" in str(path):
+            found = [f for f in found if "min duration" in f.message or "LoadGen result is" in f.message]
+        return found
+
     monkeypatch.setattr(finder_mod, "read_detail_log", first_confirm_misses_early_stopping)
+    monkeypatch.setattr(checker_mod, "performance_findings", pinned_findings)
     res = _find(tmp_path, latency_bound_ms=1e9, confirm_queries=460)
     assert len(res.confirms) == 2 and res.confirms[1].target_qps == res.confirms[0].target_qps
     assert res.confirms[0].passed and res.confirmed
