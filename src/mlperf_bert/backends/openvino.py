@@ -287,7 +287,7 @@ def prepare(model: Path, config: BackendConfig, say: Callable[[str], None]) -> P
                       f"model to ONNX); {model} is {fmt}")
 
 
-#: The plugin declaration (issue 15 draft interface; see the module docstring for the options).
+#: The plugin declaration (registered through the mlperf_bert.backends entry point in pyproject.toml).
 SPEC = BackendSpec(
     name="openvino",
     target="mlperf_bert.backends.openvino:OpenVinoBackend",

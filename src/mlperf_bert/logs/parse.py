@@ -28,6 +28,24 @@ class DetailLog:
     def get(self, key: str, default=None):
         return self.values.get(key, default)
 
+    @classmethod
+    def from_entries(cls, entries) -> "DetailLog":
+        """A ``DetailLog`` from parsed ``:::MLLOG`` JSON objects (dicts) in log order; entries without a
+        ``key`` are skipped, a later entry of a key wins."""
+        values: dict = {}
+        errors: list = []
+        warnings: list = []
+        for entry in entries:
+            if not isinstance(entry, dict) or "key" not in entry:
+                continue
+            values[entry["key"]] = entry.get("value")
+            meta = entry.get("metadata") or {}
+            if meta.get("is_error"):
+                errors.append(entry.get("value"))
+            if meta.get("is_warning"):
+                warnings.append(entry.get("value"))
+        return cls(values, errors, warnings)
+
 
 def read_detail_log(path: Path) -> DetailLog:
     """Read ``mlperf_log_detail.txt``.
@@ -38,26 +56,21 @@ def read_detail_log(path: Path) -> DetailLog:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"LoadGen detail log not found: {path}")
-    values: dict = {}
-    errors: list = []
-    warnings: list = []
     with path.open(encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            if not line.startswith(MLLOG_PREFIX):
-                continue
-            try:
-                entry = json.loads(line[len(MLLOG_PREFIX):])
-            except json.JSONDecodeError:
-                continue  # a line cut by a crash; the rest of the log still counts
-            values[entry["key"]] = entry.get("value")
-            meta = entry.get("metadata") or {}
-            if meta.get("is_error"):
-                errors.append(entry.get("value"))
-            if meta.get("is_warning"):
-                warnings.append(entry.get("value"))
-    if not values:
+        log = DetailLog.from_entries(_entries(fh))
+    if not log.values:
         raise DataError(f"{path} holds no ':::MLLOG' lines; is it a LoadGen detail log?")
-    return DetailLog(values, errors, warnings)
+    return log
+
+
+def _entries(lines):
+    """The JSON objects of the ``:::MLLOG`` lines; a line cut by a crash is skipped (the rest still counts)."""
+    for line in lines:
+        if line.startswith(MLLOG_PREFIX):
+            try:
+                yield json.loads(line[len(MLLOG_PREFIX):])
+            except json.JSONDecodeError:
+                continue
 
 
 @dataclass(frozen=True)

@@ -198,30 +198,22 @@ def parse_mllog(c: _Collector, path: Path) -> DetailLog | None:
     if c.v == "current" and (not lines or not lines[0].startswith(MLLOG_PREFIX)):
         c.add(path, "first line does not start with :::MLLOG (the v6.1 parser rejects the log)", "log-format")
         return None
-    values: dict = {}
-    errors: list = []
-    warnings: list = []
+    entries = []
     for n, line in enumerate(lines, 1):
         if not line.startswith(MLLOG_PREFIX):
             continue
         try:
-            entry = json.loads(line[len(MLLOG_PREFIX):])
+            entries.append(json.loads(line[len(MLLOG_PREFIX):]))
         except ValueError:
             if c.v == "current":
                 c.add(path, f"line {n} is not valid JSON (the v6.1 parser crashes on it)", "log-format")
                 return None
             c.note(path, f"line {n} is not valid JSON; skipped", "log-format")
-            continue
-        values[entry.get("key")] = entry.get("value")
-        meta = entry.get("metadata") or {}
-        if meta.get("is_error"):
-            errors.append(entry.get("value"))
-        if meta.get("is_warning"):
-            warnings.append(entry.get("value"))
-    if not values:
+    log = DetailLog.from_entries(entries)
+    if not log.values:
         c.add(path, "holds no :::MLLOG entries; is it a LoadGen detail log?", "log-format")
         return None
-    return DetailLog(values, errors, warnings)
+    return log
 
 
 def _seed_check(c: _Collector, path: Path, d: DetailLog, expected: tuple | None, what: str = "") -> None:
