@@ -55,7 +55,7 @@ from mlperf_bert.machine import machine_summary, physical_cores, sample_host_loa
 from mlperf_bert.qsl.qsl import SquadQSL
 from mlperf_bert.speed import loadgen_run
 from mlperf_bert.squad.cache import load_features
-from mlperf_bert.sut.batcher import BatcherConfig, plan_batches
+from mlperf_bert.sut.batcher import BatcherConfig
 from mlperf_bert.sut.sut import SUTConfig
 
 #: NVIDIA's published H100 bert-99 Offline result per GPU (samples/s) and the rate 8 of them need.
@@ -87,9 +87,7 @@ def main() -> int:
     ort = registry.prepare(BackendConfig("onnxruntime", model, "cpu", threads, cache_dir=paths.cache_dir), say)
     _, features = load_features(paths, SquadConfig(), False)
     sut = SUTConfig("Offline", batcher=BatcherConfig())
-    lengths = features.input_mask.sum(axis=1)
-    warm = warmup_batch(features.input_ids, features.input_mask, features.segment_ids, lengths,
-                        plan_batches(lengths, sut.batcher, features.input_ids.shape[1])[0])
+    warm = warmup_batch(features, sut.batcher)
     load_before = sample_host_load(1.0)
     say(f"{machine_summary().get('cpu', '?')}, {threads} physical cores, load average "
         f"{load_before.loadavg}, other processes' CPU share {load_before.others_cpu_share}")

@@ -166,7 +166,7 @@ def fingerprint(path: Path) -> str:
         files = [path, *extra]
     elif path.is_dir():
         files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in MODEL_FILE_SUFFIXES
-                       and p.name != "manifest.json")
+                       and p.name != "manifest.json" and not p.name.startswith("."))
     else:
         raise DataError(f"{path}: model not found")
     h = hashlib.sha256()

@@ -37,6 +37,7 @@ from mlperf_bert.qsl.qsl import SquadQSL
 from mlperf_bert.squad.types import Example, Features
 from mlperf_bert.sut.batcher import plan_batches
 from mlperf_bert.sut.sut import SUTConfig, concurrent_calls, threads_per_worker, worker_count
+from mlperf_bert.tune import SOURCE_THREADS_RULE
 
 
 @dataclass(frozen=True)
@@ -319,21 +320,22 @@ def run(cfg: RunConfig, *, registry: BackendRegistry | None = None,
         say(f"{len(features):,} features from {len(examples):,} questions ({cfg.data.dataset})")
         phase = "backend"
         backend_cfg = cfg.backend
-        if backend_cfg.threads is None and cfg.distributed is None:
-            # never oversubscribe: concurrent calls x threads <= physical cores (replicas size their own)
+        if cfg.distributed is not None:
+            if cfg.harness is not None and cfg.harness.sources.get("threads") == SOURCE_THREADS_RULE:
+                # cores // workers is this process's rule; a replica's threads default to its Ray CPUs
+                backend_cfg = dataclasses.replace(backend_cfg, threads=None)
+        elif backend_cfg.threads is None:
+            # never oversubscribe: concurrent calls x threads <= physical cores
             backend_cfg = dataclasses.replace(backend_cfg, threads=threads_per_worker(
                 concurrent_calls(cfg.sut.scenario, cfg.sut.workers), machine.physical_cores()))
         backend_cfg = registry.prepare(backend_cfg, say)  # export / graph optimization, once (cached)
         if cfg.distributed is None:
             backend = registry.load(backend_cfg)
-        else:  # replicas on Ray, each loading the prepared artifact; warmed up on the first planned batch
+        else:  # replicas on Ray, each loading the prepared artifact; warmed up on the first batch the SUT sends
             from mlperf_bert.distributed.ray_pool import RayReplicaPool, warmup_batch
 
-            lengths = features.input_mask.sum(axis=1)
-            first = plan_batches(lengths, cfg.sut.batcher, features.input_ids.shape[1])[0]
-            backend = RayReplicaPool.start(
-                registry.spec(backend_cfg.name), backend_cfg, cfg.distributed, say=say,
-                warmup=warmup_batch(features.input_ids, features.input_mask, features.segment_ids, lengths, first))
+            backend = RayReplicaPool.start(registry.spec(backend_cfg.name), backend_cfg, cfg.distributed, say=say,
+                                           warmup=warmup_batch(features, cfg.sut.batcher))
     except KeyboardInterrupt as exc:
         if backend is not None:
             backend.close()

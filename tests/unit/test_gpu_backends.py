@@ -426,3 +426,19 @@ def test_copy_stream_off_gives_the_same_logits(sharp_model):
     on = PyTorchBackend(sharp_model, device="cuda").predict(ids, mask, seg)
     off = PyTorchBackend(sharp_model, device="cuda", copy_stream=False).predict(ids, mask, seg)
     assert np.abs(on - off).max() <= 1e-6 * np.abs(on).max()  # same kernels; only the streams differ
+
+
+def test_each_cpu_backend_runs_at_its_own_threads(random_tiny):
+    """torch's intra-op pool is one per process; tune keeps two backends loaded. Was: the older backend ran
+    at the newer one's thread count."""
+    import torch
+
+    saved = torch.get_num_threads()
+    try:
+        one = PyTorchBackend(random_tiny, device="cpu", threads=1)
+        PyTorchBackend(random_tiny, device="cpu", threads=2)
+        assert torch.get_num_threads() == 2
+        one.predict(*_batch(1, 20))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(saved)

@@ -97,3 +97,18 @@ def test_cli_models_missing_dir(capsys, tmp_path):
     assert main(["models", "--dir", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and err.startswith(f"mlperf-bert models: error: --dir {tmp_path / 'nope'}: no such")
+
+
+def test_listing_a_model_folder_keeps_its_fingerprint(tmp_path):
+    """The `models` listing caches md5 sums in a dotfile beside the model; that must not change the folder's
+    fingerprint (which keys the export cache and tuned profiles). Was: writing the dotfile changed it."""
+    from mlperf_bert.fileio import fingerprint
+    from mlperf_bert.models.local import FILE_CACHE_NAME
+
+    (tmp_path / "config.json").write_text('{"hidden_size": 32}')
+    (tmp_path / "model.safetensors").write_bytes(b"\x00" * 64)
+    before = fingerprint(tmp_path)
+    (tmp_path / FILE_CACHE_NAME).write_text('{"model.safetensors": {"md5": "x"}}')
+    assert fingerprint(tmp_path) == before
+    (tmp_path / "model.safetensors").write_bytes(b"\x01" * 64)
+    assert fingerprint(tmp_path) != before

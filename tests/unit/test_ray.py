@@ -10,6 +10,7 @@ runs LoadGen is bounded by ``deadline`` (SIGALRM), so a hang fails instead of bl
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -506,3 +507,30 @@ def test_two_node_cluster_scores_like_a_local_run(cluster, tiny_model, tmp_path)
         return {e["qsl_idx"]: e["data"] for e in entries}
 
     assert responses(ray_run) == responses(local)  # every logit equal, byte for byte
+
+
+@needs_ray
+def test_replicas_size_their_own_threads_unless_given(cluster, data, tmp_path):
+    """The harness rule (cores // workers) is for one process: with replicas, a replica's threads default to
+    its Ray CPUs. Was: every replica got the driver's cores // workers (4 // 1 = 4 here)."""
+    from mlperf_bert.distributed.ray_pool import DistributedConfig
+    from mlperf_bert.tune import resolve_harness
+
+    examples, feats = data
+    reg = registry_with_fakes()
+    harness, backend = resolve_harness("Offline", BackendConfig("echo"), {"workers": 1}, reg, use_profiles=False,
+                                       cores=4)
+    assert backend.threads == 4 and harness.sources["threads"] == "default:cores/workers"
+    common = dict(data=DataPaths(dataset=tmp_path / "x", vocab=tmp_path / "y", cache_dir=tmp_path),
+                  sut=SUTConfig(scenario="Offline", batcher=BatcherConfig(max_batch_size=8)),
+                  loadgen=LoadGenConfig(scenario="Offline", rules="quick", quick_duration_s=0.2, expected_qps=500),
+                  modes=("performance",), probe=False, output_dir=tmp_path / "runs", harness=harness,
+                  distributed=DistributedConfig(replicas=2, replica_cpus=1))
+    with deadline(120):
+        own = run(RunConfig(backend=backend, run_name="own", **common), registry=reg,
+                  load_data=lambda *a: (examples, feats), progress=False)
+        given = run(RunConfig(backend=dataclasses.replace(backend, threads=3), run_name="given",
+                              **{**common, "harness": None}),
+                    registry=reg, load_data=lambda *a: (examples, feats), progress=False)
+    assert own.info["cluster"]["per_replica"]["threads"] == 1  # its one Ray CPU
+    assert given.info["cluster"]["per_replica"]["threads"] == 3  # --threads 3 wins

@@ -330,8 +330,11 @@ class PyTorchBackend:
         if cuda_graphs and not self._mask_4d:
             raise ConfigError("--cuda-graphs needs transformers >= 5 (its BERT takes a ready 4-D attention mask); "
                               "upgrade transformers or leave --cuda-graphs out")
-        if threads:
-            torch.set_num_threads(int(threads))
+        # torch's intra-op pool is one per process: kept here and set again before a CPU batch when another
+        # backend of this process (tune keeps two loaded) changed it
+        self.threads = int(threads) if threads else None
+        if self.threads:
+            torch.set_num_threads(self.threads)
         self.precision = precision
         self.attention = attention
         self.seq_bucket = seq_bucket or (DEFAULT_GRAPH_BUCKET if cuda_graphs else 0)
@@ -395,6 +398,8 @@ class PyTorchBackend:
     def _predict_cpu(self, ids, mask, seg, b, n, length) -> np.ndarray:
         import torch
 
+        if self.threads and torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
         if length != n:
             arr = pad_inputs(ids, mask, seg, b, length)
         else:

@@ -615,9 +615,14 @@ def _replica_resources(ray, config: BackendConfig, dist: DistributedConfig) -> d
     return {"cpus": cpus, "gpus": gpus, "threads": threads}
 
 
-def warmup_batch(input_ids: np.ndarray, input_mask: np.ndarray, segment_ids: np.ndarray, lengths: np.ndarray,
-                 batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The arrays of the samples ``batch`` (int positions), trimmed to their longest real length: a
-    real-shaped batch for ``RayReplicaPool.start(warmup=...)``. Returns int [B, L] x3."""
-    seq = int(lengths[batch].max())
-    return input_ids[batch, :seq], input_mask[batch, :seq], segment_ids[batch, :seq]
+def warmup_batch(features, batcher) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The first batch the SUT will send for ``features`` (``squad.types.Features``) under ``batcher``
+    (``BatcherConfig``): its samples padded to the length ``BertSUT.run_batch`` pads them to, so a replica
+    warms up (and captures a CUDA graph for) a shape the run uses. Returns int [B, L] x3 for
+    ``RayReplicaPool.start(warmup=...)``."""
+    from mlperf_bert.sut.batcher import padded_length, plan_batches
+
+    lengths, cap = features.lengths, features.input_ids.shape[1]
+    batch = plan_batches(lengths, batcher, cap)[0]
+    seq = padded_length(int(lengths[batch].max()), batcher.pad_to_multiple, cap)
+    return features.input_ids[batch, :seq], features.input_mask[batch, :seq], features.segment_ids[batch, :seq]
