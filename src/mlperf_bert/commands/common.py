@@ -71,7 +71,7 @@ def add_backend_args(p: argparse.ArgumentParser, registry: "BackendRegistry",
                    help="model file or folder (default: the small SQuAD model in ../shared/models/minilm-l6-squad; "
                         "a backend that runs another format prepares it once, e.g. onnxruntime exports to ONNX)")
     g.add_argument("--device", default="auto", help="cpu | cuda | auto (default: auto)")
-    g.add_argument("--threads", type=int, help="intra-op threads per backend instance (default: physical cores)")
+    g.add_argument("--threads", type=int, help="intra-op threads per backend instance (default: physical cores // concurrent backend calls; with --replicas, each replica's CPUs)")
     for flag, owners in sorted(options_by_flag(registry).items()):
         opts = [o for _, o in owners]
         kind = opts[0].type

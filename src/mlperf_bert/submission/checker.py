@@ -28,7 +28,8 @@ from pathlib import Path
 from mlperf_bert.errors import ConfigError, DataError
 from mlperf_bert.fileio import read_json
 from mlperf_bert.logs.parse import DetailLog, perf_result
-from mlperf_bert.logs.truncate import MAX_ACCURACY_LOG_SIZE, verify_truncated
+from mlperf_bert.loadgen.settings import check_rules
+from mlperf_bert.logs.truncate import MAX_ACCURACY_LOG_SIZE, read_hash, verify_truncated
 from mlperf_bert.accuracy.targets import (ACCURACY_FRACTION, BENCHMARKS, OFFICIAL_BERT_LARGE,
                                               TEST01_F1_TOLERANCE, AccuracyTarget, accuracy_target)
 from mlperf_bert.submission.system import (IMPLEMENTATION_FIELDS, INT_FIELDS, MEANINGFUL_FIELDS, SYSTEM_FIELDS,
@@ -40,7 +41,6 @@ from mlperf_bert.submission.versions import (ACCURACY_SAMPLE_COUNT, CHECKER_VERS
                                              TEST01_PERFORMANCE_FILES, TEST01_TOLERATED_EXTRAS, layout_of_runs,
                                              optional_scenarios, required_scenarios)
 
-CHECK_RULES = ("v1.0", "current", "quick")
 #: LoadGen 6.x built-in mlperf.conf seeds (qsl, sample_index, schedule): ``current`` and ``quick`` runs.
 LOADGEN_BUILTIN_SEEDS = SEEDS["current"]
 #: TEST05 seeds (MLPerf compliance TEST05 audit.config).
@@ -158,12 +158,6 @@ class _Collector:
 
     def failed_since(self, n: int) -> bool:
         return len(self.report.failures) > n
-
-
-def check_rules(name: str) -> str:
-    if name not in CHECK_RULES:
-        raise ConfigError(f"unknown rules {name!r} for check; choose one of: {', '.join(CHECK_RULES)}")
-    return name
 
 
 def _list_dirs(path: Path) -> list[Path]:
@@ -439,13 +433,7 @@ def _check_accuracy(c: _Collector, folder: Path, target: AccuracyTarget, full_lo
         if size > MAX_ACCURACY_LOG_SIZE:
             c.add(log, f"is not truncated ({size:,} bytes > {MAX_ACCURACY_LOG_SIZE:,})", "truncation")
         if full_log is not None and full_log.is_file():
-            hash_val = None
-            if acc_txt.is_file():
-                for line in acc_txt.read_text(errors="replace").splitlines():
-                    m = HASH_PATTERN.match(line)
-                    if m:
-                        hash_val = m.group(1)
-                        break
+            hash_val = read_hash(acc_txt)
             for problem in verify_truncated(log, full_log, hash_val):
                 if hash_val is None and "no hash" in problem:
                     continue  # already reported

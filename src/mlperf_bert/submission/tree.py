@@ -316,9 +316,6 @@ def command_line(info: dict, scenario: str | None = None) -> str:
     return " ".join(parts)
 
 
-
-
-
 def _framework(info: dict) -> str:
     """The framework a run used, as its run.json records it (``backend.framework``, from the backend's spec)."""
     backend = info.get("backend") or {}

@@ -13,20 +13,17 @@ import re
 
 from mlperf_bert.config import DEV_FEATURE_COUNT
 from mlperf_bert.errors import ConfigError
-from mlperf_bert.loadgen.settings import V1_0_SEEDS
+# Rules a submission can be made under (the two versions, or quick development runs): the run's own presets.
+from mlperf_bert.loadgen.settings import RULES, V1_0_SEEDS, check_rules  # noqa: F401 - re-exported
+from mlperf_bert.logs.truncate import HASH_RE
 
 #: Layouts (= official checker versions) a tree can be written in.
 LAYOUTS = ("v1.0", "current")
-#: Rules a submission can be made under: the two versions, or ``quick`` development runs.
-RULES = ("v1.0", "current", "quick")
 #: Version key of the official checker each layout follows.
 CHECKER_VERSION = {"v1.0": "v1.0.1", "current": "v6.1"}
 #: LoadGen 6.x built-in mlperf.conf seeds (qsl, sample_index, schedule): what the v6.1 checker wants.
 CURRENT_SEEDS = (2085463073848966840, 2747215439041700203, 16159082839903944936)
 SEEDS = {"v1.0": tuple(V1_0_SEEDS), "current": CURRENT_SEEDS}
-#: Benchmark folder names.
-BENCHMARKS = ("bert-99", "bert-99.9")
-SYSTEM_TYPES = ("datacenter", "edge", "datacenter,edge", "edge,datacenter")
 
 #: Required / optional scenarios per layout, system type and benchmark. A benchmark missing from a system
 #: type's table is not allowed there (v1.0: bert-99.9 on edge is an "invalid model"; v6.1: bert is not in
@@ -72,8 +69,8 @@ F1_PATTERN = {
     "v1.0": re.compile(r'^{"exact_match":\s*[\d\.]+,\s*"f1":\s*([\d\.]+)}'),
     "current": re.compile(r"^{[\"\']exact_match[\"\']\:\s*[\d\.]+,\s*[\"\']f1[\"\']\:\s*([\d\.]+)}"),
 }
-#: Hash line of accuracy.txt (both versions).
-HASH_PATTERN = re.compile(r"^hash=([\w\d]+)$")
+#: Hash line of accuracy.txt (both versions): the one the truncation writes and reads.
+HASH_PATTERN = HASH_RE
 #: v6.1 TEST01: files of ``TEST01/accuracy`` when verify_accuracy.txt does not say TEST PASS, and the
 #: extras tolerated there and in ``TEST01/performance/run_1``.
 TEST01_ACCURACY_FILES = ("mlperf_log_accuracy.json", "accuracy.txt", "baseline_accuracy.txt",
@@ -88,12 +85,6 @@ INFERRED_ALLOWED = {("SingleStream", "MultiStream"), ("MultiStream", "Offline"),
 def check_layout(name: str, flag: str = "--layout") -> str:
     if name not in LAYOUTS:
         raise ConfigError(f"{flag} must be one of {', '.join(LAYOUTS)}, got {name!r}")
-    return name
-
-
-def check_rules(name: str, flag: str = "--rules") -> str:
-    if name not in RULES:
-        raise ConfigError(f"{flag} must be one of {', '.join(RULES)}, got {name!r}")
     return name
 
 

@@ -131,7 +131,7 @@ def _unsorted_bounds(lengths: np.ndarray, config: BatcherConfig, cap: int) -> li
 #: flag nor a tuned profile gives (``tune.resolve_harness``). CPU (measured on 2 Xeon cores, issue 16: ORT,
 #: small model, real dev lengths): batch 1 with one worker per physical core at one intra-op thread each
 #: beat batch 32 on one worker with both threads by 9-30% in Offline; Server on a small CPU is bound by
-#: single-query latency, so one worker with every core and no batching wait (``SCENARIO_WORKERS``). CUDA:
+#: single-query latency, so one worker with every core and no batching wait (``sut.default_workers``). CUDA:
 #: batches large enough to fill a GPU with BERT-Large (256 samples, 65,536 tokens), padded to multiples of
 #: 64 tokens; not measured on a GPU yet (issue 14). ``token_budget`` None = no limit.
 DEVICE_DEFAULTS: dict[str, dict] = {

@@ -1,7 +1,7 @@
 """One LoadGen SUT for every backend: queries -> batches -> ``Backend.predict`` -> QuerySamplesComplete.
 
 Scenario paths:
-- Offline: the single query is split by ``plan_batches`` (sorted by length, token budget) and the batches
+- Offline: the single query is split by ``batch_bounds`` (sorted by length, token budget) and the batches
   go to the worker threads.
 - Server: samples go to a queue; a worker collects up to ``max_batch_size`` samples or until the first one
   has waited ``server_max_wait_ms``, then runs them (dynamic batching).
