@@ -190,41 +190,22 @@ def with_batcher(sut: SUTConfig, **kw) -> SUTConfig:
     return dataclasses.replace(sut, batcher=dataclasses.replace(sut.batcher, **kw))
 
 
-#: BERT-Large's shape (Devlin et al. 2019; docs/workload.md#model): 24 layers, hidden 1024, 16 heads,
-#: intermediate 4096, vocabulary 30,522, 512 positions.
-BERT_LARGE_CONFIG = {"vocab_size": 30522, "hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16,
-                     "intermediate_size": 4096, "max_position_embeddings": 512, "type_vocab_size": 2}
-
-
 def random_bert_large(cache_dir, seed: int = 0, say=lambda m: None):
-    """A random-weight BERT-Large QA model as a Hugging Face folder under ``cache_dir/random-bert/``, made once
-    with transformers (``BertForQuestionAnswering``'s own initialisation, ``torch.manual_seed(seed)``).
-
-    Its speed over real dev lengths is BERT-Large's; its F1 is meaningless. Written to a temporary folder and
-    renamed into place, so an interrupted build leaves nothing half-made.
+    """A random-weight BERT-Large QA folder under ``cache_dir/random-bert/``, made once by the converter's
+    builder (``convert.random_bert.build_random_bert``, the ``random-bert`` command's: 24 layers, hidden 1024,
+    16 heads, intermediate 4096; it appears only when complete). Its speed over real dev lengths is
+    BERT-Large's; its F1 is meaningless.
 
     Returns:
-        The folder (``config.json``, ``model.safetensors``).
+        The folder (``config.json``, ``model.safetensors``, ``conversion.json``).
     """
-    import os
-    import shutil
-    import tempfile
     from pathlib import Path
 
-    out = Path(cache_dir) / "random-bert" / f"bert-large-seed{seed}"
-    if (out / "config.json").is_file() and (out / "model.safetensors").is_file():
-        return out
-    import torch
-    import transformers
+    from mlperf_bert.convert.names import BERT_LARGE
+    from mlperf_bert.convert.random_bert import build_random_bert
 
-    say(f"building a random-weight BERT-Large (seed {seed}) in {out} (once, about 1.3 GB) ...")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".bert-large-", dir=out.parent))
-    try:
-        torch.manual_seed(seed)
-        model = transformers.BertForQuestionAnswering(transformers.BertConfig(**BERT_LARGE_CONFIG)).eval()
-        model.save_pretrained(tmp, safe_serialization=True)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    out = Path(cache_dir) / "random-bert" / f"bert-large-random-seed{seed}"
+    if not (out / "conversion.json").is_file():
+        say(f"building a random-weight BERT-Large (seed {seed}) in {out} (once, about 1.3 GB) ...")
+        build_random_bert(out, BERT_LARGE, seed=seed, overwrite=out.exists())
     return out

@@ -277,6 +277,16 @@ class Harness:
             out.append({"key": f"option:{name}", "value": value, "source": self.sources[f"option:{name}"]})
         return out
 
+    def batcher(self, base=None):
+        """``base`` (a ``BatcherConfig``; default ``BatcherConfig()``) with this harness's batch size, token
+        budget, padding multiple and Server wait; its other fields (``sort_by_length``) kept."""
+        from mlperf_bert.sut.batcher import BatcherConfig
+
+        v = self.values
+        return dataclasses.replace(base if base is not None else BatcherConfig(), max_batch_size=v["batch_size"],
+                                   token_budget=v["token_budget"], pad_to_multiple=v["pad_to_multiple"],
+                                   server_max_wait_ms=v["server_max_wait_ms"])
+
     def record(self) -> dict:
         """What run.json keeps (``harness``)."""
         return {"settings": self.settings(), "profile": self.profile, "note": self.note, "device_kind": self.kind,
@@ -405,8 +415,7 @@ def retarget_run_config(cfg, scenario: str):
         return cfg
     h = retarget(cfg.harness, scenario)
     v = h.values
-    batcher = dataclasses.replace(sut.batcher, max_batch_size=v["batch_size"], token_budget=v["token_budget"],
-                                  pad_to_multiple=v["pad_to_multiple"], server_max_wait_ms=v["server_max_wait_ms"])
+    batcher = h.batcher(sut.batcher)
     given_opts = {k: val for k, val in cfg.backend.options.items() if k not in cfg.harness.values["options"]
                   or k in cfg.harness.given.get("options", {})}
     backend = dataclasses.replace(cfg.backend, threads=v["threads"], options={**given_opts, **v["options"]})

@@ -216,12 +216,10 @@ def _ours(label: str, harness, backend_cfg, registry, qsl, outdir: Path, samples
     import numpy as np
 
     from mlperf_bert import speed
-    from mlperf_bert.sut.batcher import BatcherConfig
     from mlperf_bert.sut.sut import SUTConfig
 
     v = harness.values
-    sut = SUTConfig("Offline", BatcherConfig(max_batch_size=v["batch_size"], token_budget=v["token_budget"],
-                                             pad_to_multiple=v["pad_to_multiple"]), workers=v["workers"])
+    sut = SUTConfig("Offline", harness.batcher(), workers=v["workers"])
     be = registry.load(registry.prepare(backend_cfg, say))
     speed.raw_loop(be, qsl, np.arange(min(8, qsl.count)), sut.batcher, v["workers"])  # warm-up
     b = speed.loadgen_run(be, qsl, sut, outdir, samples=samples)

@@ -174,11 +174,9 @@ def build_run_config(args: argparse.Namespace, *, scenario: str | None = None, m
                                        use_profiles=not getattr(args, "no_profile", False), say=_say)
     if harness.note:
         _say(harness.note)
-    v = harness.values
-    batcher = BatcherConfig(max_batch_size=v["batch_size"], token_budget=v["token_budget"],
-                            sort_by_length=not args.no_sort, pad_to_multiple=v["pad_to_multiple"],
-                            server_max_wait_ms=v["server_max_wait_ms"])
-    sut = SUTConfig(scenario=scenario, batcher=batcher, workers=v["workers"], response_rows=args.response_rows)
+    batcher = harness.batcher(BatcherConfig(sort_by_length=not args.no_sort))
+    sut = SUTConfig(scenario=scenario, batcher=batcher, workers=harness.values["workers"],
+                    response_rows=args.response_rows)
     if modes is None:
         modes = ("accuracy", "performance") if args.mode == "both" else (args.mode,)
     target = accuracy_target(args.benchmark, model=args.model or (backend.model if args.backend != "null" else None),

@@ -268,10 +268,7 @@ class BertSUT:
         """What to do with a query, as a function that cannot raise; None = complete it empty (draining)."""
         if self._draining:
             return None
-        scenario = self.config.scenario
-        if scenario == "Server":
-            item = (ids, indices, time.monotonic())
-            return lambda: self._queue.put(item)
+        scenario = self.config.scenario  # Server never gets here: issue_fast queues its samples directly
         batches = self._batches(ids, indices)
         if scenario == "Offline":
             put = self._queue.put
