@@ -105,8 +105,9 @@ class OnnxRuntimeBackend:
         self.engine_cache: Path | None = None
         trt = None
         if self.provider == "tensorrt":
-            names = input_convention(_onnx_input_names(model_path), model_path)
-            trt = tensorrt_options(model_path, names, fp16=self.fp16, int8=is_qdq(model_path),
+            inputs, int8 = graph_facts(model_path)  # one read of the graph (or its manifest)
+            names = input_convention(inputs, model_path)
+            trt = tensorrt_options(model_path, names, fp16=self.fp16, int8=int8,
                                    max_batch=trt_max_batch, device_id=cuda_device_id(device), cache_dir=cache_dir)
             self.engine_cache = Path(trt["trt_engine_cache_path"]) if "trt_engine_cache_path" in trt else None
         providers = provider_list(self.provider, cuda_device_id(device), trt)
@@ -318,8 +319,13 @@ def tensorrt_options(model_path: Path, input_names: tuple[str, ...], *, fp16: bo
     return opts
 
 
-def _graph_facts(model_path: Path) -> tuple[set[str], bool]:
-    """(input names, whether it is a QDQ int8 graph) of an ONNX file, from its manifest when it has one."""
+def graph_facts(model_path: Path) -> tuple[set[str], bool]:
+    """(input names, whether it is a quantized int8 graph: Quantize/Dequantize or integer matmul nodes) of an
+    ONNX file, from its manifest when it has one.
+
+    Raises:
+        ModelError: no manifest and not a readable ONNX file (one line).
+    """
     from mlperf_bert.models.artifact import manifest_for
 
     manifest = manifest_for(model_path)
@@ -330,16 +336,6 @@ def _graph_facts(model_path: Path) -> tuple[set[str], bool]:
 
     m, inputs = read_onnx(model_path, external_data=False)
     return set(inputs), any(n.op_type in QUANT_OPS for n in m.graph.node)
-
-
-def _onnx_input_names(model_path: Path) -> set[str]:
-    return _graph_facts(model_path)[0]
-
-
-def is_qdq(model_path: Path) -> bool:
-    """Whether an ONNX file is a quantized (QDQ/integer-op) graph: its manifest says int8, or it has
-    Quantize/Dequantize or integer matmul nodes."""
-    return _graph_facts(model_path)[1]
 
 
 def fp16_converted(model_path: Path, cache_dir: Path, say: Callable[[str], None] = lambda m: None) -> Path:
