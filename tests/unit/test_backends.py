@@ -247,3 +247,38 @@ def test_head_count_comes_from_the_graph_without_a_manifest(tmp_path, tiny_onnx)
     said.clear()
     assert ort_optimized(odd, tmp_path / "cache", say=said.append) == odd
     assert len(said) == 1 and "ORT transformer fusions skipped" in said[0]
+
+
+def test_prepare_is_reused_while_the_source_is_unchanged(tmp_path, monkeypatch):
+    """One run asks for the same artifact several times (profile key, run; bench, tune, submit more): the
+    prepare step (which hashes the model) runs once per config and source state, again when a file changes."""
+    import dataclasses
+    import os
+
+    from mlperf_bert.backends.base import BackendConfig
+    from mlperf_bert.backends.registry import BackendRegistry
+
+    reg = BackendRegistry.from_entry_points()
+    calls = []
+
+    def fake_prepare(model, config, say):
+        calls.append(model)
+        out = tmp_path / f"artifact-{len(calls)}.onnx"
+        out.write_bytes(b"x")
+        return out
+
+    monkeypatch.setattr(reg, "_import", lambda spec, target: fake_prepare)
+    src = tmp_path / "model"
+    src.mkdir()
+    (src / "config.json").write_text("{}")
+    cfg = BackendConfig("onnxruntime", src, "cpu", 1, cache_dir=tmp_path)
+    first = reg.prepare(cfg)
+    assert reg.prepare(dataclasses.replace(cfg, threads=2)).model == first.model and len(calls) == 1
+    st = (src / "config.json").stat()
+    os.utime(src / "config.json", ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))  # the source changed
+    assert reg.prepare(cfg).model != first.model and len(calls) == 2
+    first.model.unlink()  # a reused artifact must still exist
+    reg.prepare(cfg)
+    assert len(calls) == 2  # the second artifact is still there
+    reg.prepare(dataclasses.replace(cfg, options={"transformer_optimize": False}))
+    assert len(calls) == 3  # another prepare-stage option: another artifact

@@ -34,6 +34,7 @@ class BackendRegistry:
     def __init__(self, specs: Iterable[BackendSpec] = ()) -> None:
         self._specs: dict[str, BackendSpec] = {}
         self._broken: dict[str, str] = {}
+        self._prepared: dict[tuple, BackendConfig] = {}  # prepare() results of this registry, see there
         for spec in specs:
             self.register(spec)
 
@@ -114,8 +115,16 @@ class BackendRegistry:
                 raise ConfigError(f"backend {spec.name!r} loads {' or '.join(spec.model_formats)} models; "
                                   f"{config.model} is {fmt}")
             return config
+        # A run asks for the same artifact more than once (the tuned-profile key, then the run itself; bench up
+        # to four times); each prepare hashes the source and the export (seconds for BERT-Large). Reused while
+        # the source files are unchanged (names, sizes, mtimes) and the artifact is still there.
+        key = (repr(replace(config, threads=None)), _stat_signature(Path(config.model)))  # threads: load-time only
+        hit = self._prepared.get(key)
+        if hit is not None and Path(hit.model).exists():
+            return hit
         fn = self._import(spec, spec.prepare)
-        return replace(config, model=Path(fn(Path(config.model), config, say)))
+        out = self._prepared[key] = replace(config, model=Path(fn(Path(config.model), config, say)))
+        return out
 
     def load(self, config: BackendConfig) -> Backend:
         """Build the backend from an already prepared ``config`` (see ``prepare``).
@@ -157,3 +166,12 @@ class BackendRegistry:
                 raise BackendUnavailable(f"backend {spec.name!r} needs the Python module {exc.name!r}, which is "
                                          f"not installed; {_hint(spec)}") from exc
             raise
+
+
+def _stat_signature(path: Path) -> tuple:
+    """(name, size, mtime_ns) of a model file, or of each file directly in a model folder; () if missing."""
+    try:
+        files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+        return tuple((p.name, st.st_size, st.st_mtime_ns) for p in files for st in (p.stat(),))
+    except OSError:
+        return ()
